@@ -1,0 +1,94 @@
+"""The trail in the Django admin: a read-only list and detail page."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext_lazy as _
+
+from .models import Event
+
+
+@admin.register(Event)
+class EventAdmin(admin.ModelAdmin):
+    list_display = (
+        "at", "action", "object_repr", "content_type", "actor_label", "short_changes"
+    )
+    list_filter = ("action", "content_type", "at")
+    search_fields = ("object_repr", "object_pk", "actor_label")
+    date_hierarchy = "at"
+    list_select_related = ("content_type",)
+    show_full_result_count = False
+    fields = (
+        "at",
+        "action",
+        "actor",
+        "actor_label",
+        "content_type",
+        "object_pk",
+        "object_repr",
+        "changes_table",
+        "context_table",
+        "prev_hash",
+        "hash",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("changes"))
+    def short_changes(self, obj: Event) -> str:
+        names = list(obj.changes) if isinstance(obj.changes, dict) else []
+        return ", ".join(names[:6]) + ("…" if len(names) > 6 else "")
+
+    @admin.display(description=_("changes"))
+    def changes_table(self, obj: Event) -> str:
+        changes = obj.changes if isinstance(obj.changes, dict) else {}
+        rows = []
+        for name, value in changes.items():
+            if isinstance(value, list) and len(value) == 2:
+                old, new = (_show(v) for v in value)
+            else:
+                old, new = "", _show(value)
+            rows.append((name, old, new))
+        if not rows:
+            return "—"
+        return format_html(
+            "<table><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead>"
+            "<tbody>{}</tbody></table>",
+            _("field"),
+            _("old value"),
+            _("new value"),
+            format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>", rows),
+        )
+
+    @admin.display(description=_("context"))
+    def context_table(self, obj: Event) -> str:
+        context = obj.context if isinstance(obj.context, dict) else {}
+        if not context:
+            return "—"
+        return format_html(
+            "<table><tbody>{}</tbody></table>",
+            format_html_join(
+                "", "<tr><th>{}</th><td>{}</td></tr>", ((k, _show(v)) for k, v in context.items())
+            ),
+        )
+
+
+def _show(value: Any) -> str:
+    if value is None:
+        return "∅"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)

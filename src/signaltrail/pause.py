@@ -1,0 +1,101 @@
+"""``paused()``: skip recording in a block, without anything vanishing silently.
+
+Inside the block tracked writes are not recorded; on exit one
+``trail_paused`` event says who paused the trail, why, and how many writes of
+each model were skipped.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections import Counter
+from collections.abc import Callable
+from contextvars import ContextVar, Token
+from typing import Any
+
+from django.db import DEFAULT_DB_ALIAS, models, router
+
+_skipped: ContextVar[Counter[tuple[str, str]] | None] = ContextVar(
+    "signaltrail_paused", default=None
+)
+
+
+def is_paused() -> bool:
+    return _skipped.get() is not None
+
+
+def count_skipped(model: type[models.Model], n: int = 1, using: str | None = None) -> None:
+    counter = _skipped.get()
+    if counter is not None:
+        alias = using or router.db_for_write(model) or DEFAULT_DB_ALIAS
+        counter[(alias, model._meta.concrete_model._meta.label)] += n
+
+
+class paused:
+    """Skip recording inside the block; record one ``trail_paused`` event on exit.
+
+    ``with signaltrail.paused(reason="fixture load"):`` or as a decorator.
+    The event's ``changes`` are ``{"skipped": {"app.Model": n}}`` and its
+    context carries ``reason``.
+    """
+
+    def __init__(self, reason: str = "", **details: Any) -> None:
+        self.reason = reason
+        self.details = details
+        self._tokens: list[Token[Counter[tuple[str, str]] | None]] = []
+
+    def __enter__(self) -> paused:
+        self._tokens.append(_skipped.set(Counter()))
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        counter = _skipped.get() or Counter()
+        _skipped.reset(self._tokens.pop())
+        from .writer import Entry, write
+
+        by_alias: dict[str, dict[str, int]] = {}
+        for (alias, label), n in sorted(counter.items()):
+            by_alias.setdefault(alias, {})[label] = n
+        if not by_alias:
+            by_alias[router.db_for_write(_event_model()) or DEFAULT_DB_ALIAS] = {}
+        try:
+            for alias, skipped in by_alias.items():
+                write(
+                    alias,
+                    [
+                        Entry(
+                            "trail_paused",
+                            changes={"skipped": skipped},
+                            details={"reason": self.reason, **self.details},
+                        )
+                    ],
+                )
+        except Exception:
+            if exc_type is None:
+                raise
+            # Don't hide the error that ended the block (its transaction
+            # may be unusable); that error is what the caller must see.
+
+    def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.iscoroutinefunction(func):
+
+            @functools.wraps(func)
+            async def async_inner(*args: Any, **kwargs: Any) -> Any:
+                with paused(self.reason, **self.details):
+                    return await func(*args, **kwargs)
+
+            return async_inner
+
+        @functools.wraps(func)
+        def inner(*args: Any, **kwargs: Any) -> Any:
+            with paused(self.reason, **self.details):
+                return func(*args, **kwargs)
+
+        return inner
+
+
+def _event_model() -> type[models.Model]:
+    from .models import Event
+
+    return Event
