@@ -72,8 +72,12 @@ demo: $(STAMP)
 	@echo "The shop: http://127.0.0.1:8000/  login: admin / signaltrail-demo  (Ctrl-C stops)"
 	cd example && ../$(VENV)/bin/python manage.py runserver 127.0.0.1:8000
 
+# The bench group: the packages compared with (auditlog, simple-history, pghistory)
+# and matplotlib. Flags for bench/run.py: make bench BENCH_ARGS="--scale 0.1 --db sqlite"
 bench: $(if $(wildcard bench/run.py),$(STAMP))
-	@if [ -f bench/run.py ]; then $(VENV)/bin/python bench/run.py; \
+	@if [ -f bench/run.py ]; then \
+	  $(VENV)/bin/python -m pip install --quiet -e . --group bench && \
+	  $(VENV)/bin/python bench/run.py $(BENCH_ARGS); \
 	else echo "The benchmarks are not there yet (no bench/run.py)."; fi
 
 clean:

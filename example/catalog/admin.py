@@ -25,7 +25,9 @@ class ProductAdmin(admin.ModelAdmin):
                 event.actor_label or "—",
                 event.action,
                 "; ".join(
-                    f"{name}: {value[0]} → {value[1]}" if isinstance(value, list) else f"{name}: {value}"
+                    f"{name}: {value[0]} → {value[1]}"
+                    if isinstance(value, list)
+                    else f"{name}: {value}"
                     for name, value in event.changes.items()
                 ),
             )

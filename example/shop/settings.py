@@ -76,7 +76,11 @@ EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
 # The audit trail: which models, and which of their fields stay out or hidden.
 SIGNALTRAIL = {
     "MODELS": {
-        "catalog.Product": {"exclude": ["updated_at"], "mask": ["supplier_api_key"], "m2m": ["tags"]},
+        "catalog.Product": {
+            "exclude": ["updated_at"],
+            "mask": ["supplier_api_key"],
+            "m2m": ["tags"],
+        },
         "catalog.Category": {},
         "auth.User": {"exclude": ["last_login"]},
     },

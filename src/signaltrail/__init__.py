@@ -13,6 +13,18 @@ from .context import context
 from .history import as_of, history, record, revert
 from .pause import paused
 from .registry import track
+from .toolkit import muted, on_commit, trace
 
-__all__ = ["as_of", "context", "history", "paused", "record", "revert", "track"]
+__all__ = [
+    "as_of",
+    "context",
+    "history",
+    "muted",
+    "on_commit",
+    "paused",
+    "record",
+    "revert",
+    "trace",
+    "track",
+]
 __version__ = "0.1.0.dev0"

@@ -8,11 +8,15 @@ class SignalTrailConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import auth, checks  # noqa: F401  (checks register on import)
+        from django.test.signals import setting_changed
+
+        from . import auth, bulk, checks  # noqa: F401  (checks register on import)
         from .capture import install_relations
-        from .registry import register_from_settings, registry
+        from .registry import clear_plans, register_from_settings, registry
 
         register_from_settings()
         for options in registry:
             install_relations(options)
         auth.connect()
+        bulk.install()
+        setting_changed.connect(clear_plans, dispatch_uid="signaltrail.clear_plans")

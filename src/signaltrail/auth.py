@@ -33,19 +33,28 @@ def _alias() -> str:
 def on_logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
     if not conf.AUTH_EVENTS or user is None:
         return
-    write(_alias(), [Entry("login", type(user), user.pk, object_repr(user), {},
-                           _details(request), actor=user)])
+    write(
+        _alias(),
+        [Entry("login", type(user), user.pk, object_repr(user), {}, _details(request), actor=user)],
+    )
 
 
 def on_logged_out(sender: Any, request: Any = None, user: Any = None, **kwargs: Any) -> None:
     if not conf.AUTH_EVENTS or user is None:
         return
-    write(_alias(), [Entry("logout", type(user), user.pk, object_repr(user), {},
-                           _details(request), actor=user)])
+    write(
+        _alias(),
+        [
+            Entry(
+                "logout", type(user), user.pk, object_repr(user), {}, _details(request), actor=user
+            )
+        ],
+    )
 
 
-def on_login_failed(sender: Any, credentials: Any = None, request: Any = None,
-                    **kwargs: Any) -> None:
+def on_login_failed(
+    sender: Any, credentials: Any = None, request: Any = None, **kwargs: Any
+) -> None:
     if not conf.AUTH_EVENTS:
         return
     credentials = credentials or {}

@@ -1,174 +1,68 @@
-"""Recording changes to tracked models from Django's model signals.
+"""Recording saves and deletions of tracked models.
 
-How old values are known without a SELECT per save: a tracked model's
-``from_db`` keeps the values the row was loaded with (a reference to the row
-Django already built, plus copies of mutable JSON/array values) on the
-instance's ``_state``; ``post_save`` compares them with what was written.
-Only an instance that was not loaded from the database, or a field that was
-deferred and changed without being loaded, costs one query, made in
-``pre_save`` before the row changes.
+Saves: a tracked model's ``_save_table`` (the step of ``save_base`` that
+writes its row) is wrapped, so the event is written right after the row,
+inside ``atomic()``. In autocommit mode Django commits a plain save before
+``post_save`` runs; here the row and its event commit (or roll back)
+together, and ``post_save`` is then sent exactly as without the trail - after
+the commit, to every receiver, whatever the order they were connected in.
 
-Why ``save_base`` is wrapped: in autocommit mode Django commits a plain save
-before ``post_save`` runs, so an event written there would be a second
-transaction. For tracked models the save runs inside ``atomic()`` when no
-transaction is open, so the change and its event commit or roll back together.
+Deletions: ``pre_delete`` notes the old values (and ``object_repr`` while the
+rows a ``__str__`` follows still exist), ``post_delete`` writes the event.
+Django's deletion collector sends both inside its own transaction.
 """
 
 from __future__ import annotations
 
-import copy
 import functools
 from typing import Any
 
 from django.apps import apps
-from django.db import connections, models, router, transaction
-from django.db.models.signals import (
-    m2m_changed,
-    post_delete,
-    post_save,
-    pre_delete,
-    pre_save,
-)
+from django.db import models, router, transaction
+from django.db.models.signals import post_delete, pre_delete
 
+from . import m2m
 from .pause import count_skipped, is_paused
 from .registry import TrackOptions, registry
-from .writer import Entry, object_repr, write
+from .snapshot import (
+    fetch_old,
+    needs_fallback,
+    own_snapshot,
+    remember,
+    snapshot,
+    wrap_from_db,
+    wrap_refresh_from_db,
+)
+from .writer import Entry, in_batch, object_repr, write
 
 MISSING: Any = object()
 _UID = "signaltrail.capture"
 
-
 # --------------------------------------------------------------------------
-# The loaded-values snapshot
+# Saves
 # --------------------------------------------------------------------------
 
 
-def _copy_mutable(opts: TrackOptions, values: dict[str, Any]) -> dict[str, Any]:
-    for attname in opts.mutable_attnames & values.keys():
-        values[attname] = copy.deepcopy(values[attname])
-    return values
+def _prepare(
+    instance: models.Model, opts: TrackOptions, using: str, force_insert: Any, update_fields: Any
+) -> list[str]:
+    """Before the row is written: fetch old values the snapshot lacks.
 
-
-def snapshot(instance: models.Model) -> dict[str, Any] | None:
-    """The values ``instance`` had in the database, by attname, if known."""
-    state = instance._state.__dict__
-    snap = state.get("trail_snapshot")
-    if isinstance(snap, tuple):
-        names, values = snap
-        snap = state["trail_snapshot"] = dict(zip(names, values, strict=False))
-    return snap
-
-
-def _remember(instance: models.Model, opts: TrackOptions, values: dict[str, Any]) -> None:
-    snap = snapshot(instance)
-    values = _copy_mutable(opts, dict(values))
-    if snap is None:
-        instance._state.trail_snapshot = values  # type: ignore[attr-defined]
-    else:
-        snap.update(values)
-
-
-def _wrap_from_db(model: type[models.Model]) -> None:
-    for klass in model.__mro__:
-        if "from_db" in klass.__dict__:
-            original = klass.__dict__["from_db"].__func__
-            break
-    if getattr(original, "_signaltrail", False):
-        return
-
-    @functools.wraps(original)
-    def from_db(cls: type[models.Model], db: str, field_names: Any, values: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
-        instance = original(cls, db, field_names, values, **kwargs)
-        opts = registry.options_for(cls)
-        if opts is not None:
-            if opts.mutable_attnames:
-                values = [
-                    copy.deepcopy(v) if name in opts.mutable_attnames else v
-                    for name, v in zip(field_names, values, strict=False)
-                ]
-            instance._state.trail_snapshot = (field_names, values)
-        return instance
-
-    from_db._signaltrail = True  # type: ignore[attr-defined]
-    model.from_db = classmethod(from_db)  # type: ignore[assignment, method-assign]
-
-
-def _wrap_refresh_from_db(model: type[models.Model]) -> None:
-    original = model.refresh_from_db
-    if getattr(original, "_signaltrail", False):
-        return
-
-    @functools.wraps(original)
-    def refresh_from_db(self: models.Model, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        opts = registry.options_for(type(self))
-        if opts is not None:
-            loaded = self.__dict__
-            _remember(
-                self,
-                opts,
-                {f.attname: loaded[f.attname] for f in opts.fields if f.attname in loaded},
-            )
-
-    refresh_from_db._signaltrail = True  # type: ignore[attr-defined]
-    model.refresh_from_db = refresh_from_db  # type: ignore[method-assign]
-
-
-def _wrap_save_base(model: type[models.Model]) -> None:
-    original = model.save_base
-    if getattr(original, "_signaltrail", False):
-        return
-
-    @functools.wraps(original)
-    def save_base(self: models.Model, *args: Any, **kwargs: Any) -> Any:
-        if registry.options_for(type(self)) is None:
-            return original(self, *args, **kwargs)
-        using = kwargs.get("using") or router.db_for_write(self.__class__, instance=self)
-        self._state.trail_force_insert = bool(kwargs.get("force_insert"))  # type: ignore[attr-defined]
-        if connections[using].in_atomic_block:
-            return original(self, *args, **kwargs)
-        with transaction.atomic(using=using, savepoint=False):
-            return original(self, *args, **kwargs)
-
-    save_base._signaltrail = True  # type: ignore[attr-defined]
-    model.save_base = save_base  # type: ignore[method-assign]
-
-
-def _fetch_old(
-    instance: models.Model, opts: TrackOptions, using: str, attnames: list[str]
-) -> None:
-    """One query for the stored values the snapshot lacks."""
-    row = (
-        opts.model._base_manager.using(using)
-        .filter(pk=instance.pk)
-        .values_list(*attnames)
-        .first()
-    )
-    if row is None:
-        instance._state.trail_absent = True  # type: ignore[attr-defined]
-    else:
-        _remember(instance, opts, dict(zip(attnames, row, strict=True)))
-
-
-def _needs_fallback(instance: models.Model, force_insert: bool) -> bool:
-    """Whether saving may update an existing row we have no values for."""
-    if force_insert or instance.pk is None:
-        return False
-    pk = instance._meta.pk
-    # Django inserts directly when a new instance's pk comes from a default.
-    return not (instance._state.adding and (pk.has_default() or pk.has_db_default()))
-
-
-def on_pre_save(sender: type[models.Model], instance: models.Model, raw: bool, using: str,
-                update_fields: Any = None, **kwargs: Any) -> None:
-    opts = registry.options_for(sender)
-    state = instance._state.__dict__
-    force_insert = state.pop("trail_force_insert", False)
-    state.pop("trail_absent", None)
-    if opts is None or not _needs_fallback(instance, force_insert):
-        return
-    snap = snapshot(instance) or {}
+    Returns the fields the database computes during this save (a field
+    holding an expression, a GeneratedField): Django 6 assigns them from
+    RETURNING or, on backends without it (MariaDB, MySQL), deletes them from
+    the instance, so they may have to be read back.
+    """
     loaded = instance.__dict__
+    computed = [
+        p.attname
+        for p in opts.fields
+        if p.attname in loaded
+        and (p.field.generated or hasattr(loaded[p.attname], "resolve_expression"))
+    ]
+    snap = own_snapshot(instance) or {}
+    if is_paused() or not needs_fallback(instance, bool(force_insert)):
+        return computed
     missing = [
         f.attname
         for f in opts.fields
@@ -177,20 +71,59 @@ def on_pre_save(sender: type[models.Model], instance: models.Model, raw: bool, u
         and (update_fields is None or f.name in update_fields or f.attname in update_fields)
     ]
     if missing:
-        _fetch_old(instance, opts, using, missing)
+        fetch_old(instance, opts, using, missing)
+    return computed
 
 
-# --------------------------------------------------------------------------
-# Saves
-# --------------------------------------------------------------------------
+def _wrap_save_table(model: type[models.Model]) -> None:
+    original = model._save_table
+    if getattr(original, "_signaltrail", False):
+        return
+
+    @functools.wraps(original)
+    def _save_table(
+        self: models.Model,
+        raw: bool = False,
+        cls: Any = None,
+        force_insert: Any = False,
+        force_update: bool = False,
+        using: str | None = None,
+        update_fields: Any = None,
+    ) -> Any:
+        opts = registry.options_for(type(self))
+        # Multi-table inheritance: the parents' rows are written first, by
+        # calls with cls=parent; the event is written with the last row.
+        if opts is None or (cls is not None and cls is not type(self)._meta.concrete_model):
+            return original(self, raw, cls, force_insert, force_update, using, update_fields)
+        using = using or router.db_for_write(type(self), instance=self)
+        computed = _prepare(self, opts, using, force_insert, update_fields)
+        with transaction.atomic(using=using, savepoint=False):
+            updated = original(self, raw, cls, force_insert, force_update, using, update_fields)
+            values = _record_save(
+                type(self), opts, self, not updated, update_fields, using, computed
+            )
+        # Only now: had writing or committing failed, so would the save, and
+        # the database would still hold the old values.
+        remember(self, opts, values)
+        return updated
+
+    _save_table._signaltrail = True  # type: ignore[attr-defined]
+    model._save_table = _save_table  # type: ignore[method-assign]
 
 
 def _same(field: models.Field, old: Any, new: Any) -> tuple[bool, Any]:
-    """Compare a stored value with a new one; return (same, normalized new)."""
+    """Compare a stored value with a new one; return (same, normalized new).
+
+    A new value of another type than the stored one (``"3"`` or ``3`` for a
+    DecimalField) is first turned into the field's Python type, so that it
+    compares, and is recorded, as the database will hold it.
+    """
     try:
+        if isinstance(field, models.JSONField):
+            return old == new and _json_same(old, new), new
         if type(old) is type(new) and old == new:
             return True, new
-        if new is not None and old is not None and type(old) is not type(new):
+        if new is not None and type(old) is not type(new):
             target = field.target_field if isinstance(field, models.ForeignKey) else field
             new = target.to_python(new)
             return bool(old == new), new
@@ -199,19 +132,41 @@ def _same(field: models.Field, old: Any, new: Any) -> tuple[bool, Any]:
         return False, new
 
 
+def _json_same(a: Any, b: Any) -> bool:
+    """Equality as JSON has it: ``true`` is not ``1`` (Python says it is).
+
+    Numbers still compare by value: PostgreSQL's jsonb may hand back ``1e16``
+    as an integer.
+    """
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, dict):
+        return (
+            isinstance(b, dict)
+            and a.keys() == b.keys()
+            and all(_json_same(v, b[k]) for k, v in a.items())
+        )
+    if isinstance(a, list | tuple):
+        return isinstance(b, list | tuple) and len(a) == len(b) and all(map(_json_same, a, b))
+    return bool(a == b)
+
+
 def _written_values(
-    instance: models.Model, opts: TrackOptions, using: str, plans: Any
+    instance: models.Model, opts: TrackOptions, using: str, plans: Any, had_expression: Any
 ) -> dict[str, Any]:
     """The values the save wrote, by attname (deferred fields left out).
 
-    A field holding an expression (``F("stock") - 1``) at save time is read
-    back from the database, in one query, without touching ``instance``.
+    A field the database computed (an expression such as ``F("stock") - 1``,
+    a GeneratedField) whose result Django did not assign to the instance is
+    read back from the database, in one query, without touching ``instance``.
     """
     loaded = instance.__dict__
     values: dict[str, Any] = {}
     expressions = []
     for plan in plans:
         if plan.attname not in loaded:
+            if plan.attname in had_expression:
+                expressions.append(plan.attname)
             continue
         value = loaded[plan.attname]
         if hasattr(value, "resolve_expression"):
@@ -230,22 +185,27 @@ def _written_values(
     return values
 
 
-def on_post_save(sender: type[models.Model], instance: models.Model, created: bool,
-                 update_fields: Any = None, raw: bool = False, using: str = "default",
-                 **kwargs: Any) -> None:
-    opts = registry.options_for(sender)
-    if opts is None:
-        return
+def _record_save(
+    sender: type[models.Model],
+    opts: TrackOptions,
+    instance: models.Model,
+    created: bool,
+    update_fields: Any,
+    using: str,
+    computed: Any,
+) -> dict[str, Any]:
+    """Write the event of a save; return the values it wrote, by attname."""
     plans = opts.fields
     if update_fields and not created:
         plans = tuple(p for p in plans if p.name in update_fields or p.attname in update_fields)
-    values = _written_values(instance, opts, using, plans)
-    created = created or instance._state.__dict__.pop("trail_absent", False)
+    values = _written_values(instance, opts, using, plans, computed)
     changes: dict[str, Any] = {}
     if created:
         for plan in plans:
             if plan.attname in values:
-                changes[plan.name] = [None, plan.record(values[plan.attname])]
+                _, new = _same(plan.field, None, values[plan.attname])
+                values[plan.attname] = new
+                changes[plan.name] = [None, plan.record(new)]
     else:
         old = snapshot(instance) or {}
         for plan in plans:
@@ -259,17 +219,15 @@ def on_post_save(sender: type[models.Model], instance: models.Model, created: bo
                 continue
             values[plan.attname] = new
             changes[plan.name] = [plan.record(previous), plan.record(new)]
-    _remember(instance, opts, values)
-    if not changes and not created:
-        return
-    if is_paused():
+    if (changes or created) and is_paused():
         count_skipped(sender, using=using)
-        return
-    action = "create" if created else "update"
-    write(
-        using,
-        [Entry(action, sender, instance.pk, object_repr(instance), changes)],
-    )
+    elif changes or created:
+        action = "create" if created else "update"
+        write(
+            using,
+            [Entry(action, sender, instance.pk, object_repr(instance), changes)],
+        )
+    return values
 
 
 # --------------------------------------------------------------------------
@@ -277,21 +235,56 @@ def on_post_save(sender: type[models.Model], instance: models.Model, created: bo
 # --------------------------------------------------------------------------
 
 
-def on_pre_delete(sender: type[models.Model], instance: models.Model, using: str,
-                  **kwargs: Any) -> None:
+def _mark_parents(instance: models.Model) -> None:
+    """Flag the parent rows Django deletes along with a tracked child.
+
+    A multi-table child is created and updated as one object (Django saves
+    its parent rows without signals), so its deletion is one event too, not
+    the child's plus a parent-only one that no create precedes. The
+    collector reaches the parents through the child's parent links, which
+    caches them on the child, and sends every pre_delete before any
+    post_delete.
+    """
+    pending = [instance]
+    while pending:
+        child = pending.pop()
+        for link in child._meta.parents.values():
+            if link is not None and link.is_cached(child):
+                parent = link.get_cached_value(child)
+                if parent is not None:
+                    parent._state.trail_deleted_with_child = True
+                    pending.append(parent)
+
+
+def on_pre_delete(
+    sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any
+) -> None:
     opts = registry.options_for(sender)
-    if opts is None or instance.pk is None:
+    state = instance._state.__dict__
+    if opts is None or instance.pk is None or state.get("trail_deleted_with_child"):
         return
-    snap = snapshot(instance) or {}
+    _mark_parents(instance)
+    if is_paused():
+        return
+    snap = own_snapshot(instance) or {}
     missing = [f.attname for f in opts.fields if f.attname not in snap]
     if missing:
-        _fetch_old(instance, opts, using, missing)
+        fetch_old(instance, opts, using, missing)
+    # Now, while the rows a __str__ may follow still exist: a cascade
+    # deletes them before any post_delete is sent. In a batched (multi-row)
+    # deletion a __str__ needing a query gets the default text instead, so
+    # that the number of queries stays constant.
+    state["trail_repr"] = object_repr(instance, fetch=not in_batch())
 
 
-def on_post_delete(sender: type[models.Model], instance: models.Model, using: str,
-                   **kwargs: Any) -> None:
+def on_post_delete(
+    sender: type[models.Model], instance: models.Model, using: str, **kwargs: Any
+) -> None:
     opts = registry.options_for(sender)
     if opts is None:
+        return
+    state = instance._state.__dict__
+    if state.pop("trail_deleted_with_child", False):
         return
     if is_paused():
         count_skipped(sender, using=using)
@@ -302,106 +295,10 @@ def on_post_delete(sender: type[models.Model], instance: models.Model, using: st
     for plan in opts.fields:
         value = old.get(plan.attname, loaded.get(plan.attname))
         changes[plan.name] = [plan.record(value), None]
-    write(using, [Entry("delete", sender, instance.pk, object_repr(instance), changes)])
-
-
-# --------------------------------------------------------------------------
-# Many-to-many
-# --------------------------------------------------------------------------
-
-# through model -> [(options of the tracked model, the m2m field)]
-_m2m_fields: dict[type[models.Model], list[tuple[TrackOptions, models.ManyToManyField]]] = {}
-
-_M2M_ACTIONS = {"post_add": ("m2m_add", "add"), "post_remove": ("m2m_remove", "remove")}
-
-
-def _sorted_keys(keys: Any) -> list[Any]:
-    from .serialization import to_json
-
-    return sorted((to_json(k) for k in keys), key=repr)
-
-
-def _reverse_targets(
-    field: models.ManyToManyField, using: str, keys: Any
-) -> list[Any]:
-    """The pks of the tracked (source) objects named by ``keys``.
-
-    ``keys`` are values of the field the through table points at, which is
-    the pk unless the relation uses ``to_field``.
-    """
-    source = field.model
-    through = field.remote_field.through
-    source_fk = through._meta.get_field(field.m2m_field_name())
-    target = source_fk.target_field
-    if target.primary_key:
-        return list(keys)
-    return list(
-        source._base_manager.using(using)
-        .filter(**{f"{target.attname}__in": list(keys)})
-        .values_list("pk", flat=True)
-    )
-
-
-def on_m2m_changed(sender: type[models.Model], instance: models.Model, action: str,
-                   reverse: bool, model: type[models.Model], pk_set: Any, using: str,
-                   **kwargs: Any) -> None:
-    for opts, field in _m2m_fields.get(sender, ()):
-        if reverse:
-            _on_reverse(opts, field, instance, action, pk_set, using)
-            continue
-        if not isinstance(instance, opts.model):
-            continue
-        if action == "post_clear":
-            entry = Entry("m2m_clear", type(instance), instance.pk, object_repr(instance),
-                          {field.name: {"clear": True}})
-        elif action in _M2M_ACTIONS and pk_set:
-            name, key = _M2M_ACTIONS[action]
-            entry = Entry(name, type(instance), instance.pk, object_repr(instance),
-                          {field.name: {key: _sorted_keys(pk_set)}})
-        else:
-            continue
-        if is_paused():
-            count_skipped(opts.model, using=using)
-            continue
-        write(using, [entry])
-
-
-def _on_reverse(opts: TrackOptions, field: models.ManyToManyField, instance: models.Model,
-                action: str, pk_set: Any, using: str) -> None:
-    """``tag.products.add(p)``: record on each affected tracked object."""
-    through = field.remote_field.through
-    target_fk = through._meta.get_field(field.m2m_reverse_field_name())
-    own_key = getattr(instance, target_fk.target_field.attname)
-    if action == "pre_clear":
-        source_fk = through._meta.get_field(field.m2m_field_name())
-        instance._state.__dict__.setdefault("trail_clearing", {})[field] = list(
-            through._base_manager.using(using)
-            .filter(**{target_fk.attname: own_key})
-            .values_list(source_fk.attname, flat=True)
-        )
-        return
-    if action == "post_clear":
-        keys = instance._state.__dict__.get("trail_clearing", {}).pop(field, [])
-        name, key = "m2m_remove", "remove"
-    elif action in _M2M_ACTIONS and pk_set:
-        keys = pk_set
-        name, key = _M2M_ACTIONS[action]
-    else:
-        return
-    pks = _reverse_targets(field, using, keys)
-    if not pks:
-        return
-    if is_paused():
-        count_skipped(opts.model, len(pks), using=using)
-        return
-    from .serialization import to_json
-
-    changes = {field.name: {key: [to_json(own_key)]}}
-    label = f"{opts.model._meta.verbose_name} object"
-    write(
-        using,
-        [Entry(name, opts.model, pk, f"{label} ({pk})", changes) for pk in sorted(pks, key=repr)],
-    )
+    text = state.pop("trail_repr", None)
+    if text is None:
+        text = object_repr(instance)
+    write(using, [Entry("delete", sender, instance.pk, text, changes)], defer=True)
 
 
 # --------------------------------------------------------------------------
@@ -411,8 +308,6 @@ def _on_reverse(opts: TrackOptions, field: models.ManyToManyField, instance: mod
 
 def _connect(model: type[models.Model]) -> None:
     uid = f"{_UID}:{model._meta.label}"
-    pre_save.connect(on_pre_save, sender=model, dispatch_uid=uid, weak=False)
-    post_save.connect(on_post_save, sender=model, dispatch_uid=uid, weak=False)
     pre_delete.connect(on_pre_delete, sender=model, dispatch_uid=uid, weak=False)
     post_delete.connect(on_post_delete, sender=model, dispatch_uid=uid, weak=False)
 
@@ -424,9 +319,9 @@ def install(options: TrackOptions) -> None:
     model = options.model
     if model is Event:
         return  # refused by the system check signaltrail.E005
-    _wrap_from_db(model)
-    _wrap_refresh_from_db(model)
-    _wrap_save_base(model)
+    wrap_from_db(model)
+    wrap_refresh_from_db(model)
+    _wrap_save_table(model)
     _connect(model)
     if apps.models_ready:
         install_relations(options)
@@ -438,14 +333,4 @@ def install_relations(options: TrackOptions) -> None:
     for other in apps.get_models():
         if other._meta.proxy and other._meta.concrete_model is model:
             _connect(other)
-    for field in options.m2m_fields:
-        through = field.remote_field.through
-        if isinstance(through, str):
-            continue
-        entries = _m2m_fields.setdefault(through, [])
-        if not any(f is field for _, f in entries):
-            entries.append((options, field))
-        m2m_changed.connect(
-            on_m2m_changed, sender=through, dispatch_uid=f"{_UID}:{through._meta.label}",
-            weak=False,
-        )
+    m2m.connect(options)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from difflib import get_close_matches
 from typing import Any
 
 from django.apps import apps
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import models
+from django.utils.module_loading import import_string
 
 from .conf import DEFAULTS, conf
 from .registry import TRACK_OPTIONS, registry
@@ -31,17 +33,36 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
     errors: list[Any] = []
     for key in raw:
         if key not in DEFAULTS:
+            close = get_close_matches(str(key), list(DEFAULTS), n=1)
             errors.append(
                 Error(
-                    f"SIGNALTRAIL has an unknown setting {key!r}.",
+                    f"SIGNALTRAIL has an unknown setting {key!r}"
+                    + (f" (did you mean {close[0]!r}?)." if close else "."),
                     hint="Known settings: " + ", ".join(sorted(DEFAULTS)) + ".",
                     id="signaltrail.E002",
                 )
             )
-    if not isinstance(conf.ALL_MODELS, bool):
+    for name in ("ALL_MODELS", "AUTH_EVENTS"):
+        if not isinstance(getattr(conf, name), bool):
+            errors.append(
+                Error(f"SIGNALTRAIL['{name}'] must be True or False.", id="signaltrail.E002")
+            )
+    length = conf.REPR_MAX_LENGTH
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         errors.append(
-            Error("SIGNALTRAIL['ALL_MODELS'] must be True or False.", id="signaltrail.E002")
+            Error(
+                "SIGNALTRAIL['REPR_MAX_LENGTH'] must be a positive integer.",
+                id="signaltrail.E002",
+            )
         )
+    for name in ("REQUEST_ID_HEADER", "IP_HEADER"):
+        if not isinstance(getattr(conf, name), str | None):
+            errors.append(
+                Error(
+                    f"SIGNALTRAIL['{name}'] must be a header name (a string) or None.",
+                    id="signaltrail.E002",
+                )
+            )
     for name in ("EXCLUDE_MODELS", "GLOBAL_EXCLUDE", "GLOBAL_MASK"):
         value = getattr(conf, name)
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
@@ -78,10 +99,14 @@ def _check_models_setting(value: Any) -> list[Any]:
                 id="signaltrail.E003",
             )
         ]
+    from .models import Event
+
     errors: list[Any] = []
     for label, options in value.items():
         try:
-            apps.get_model(label)
+            if not isinstance(label, str):
+                raise TypeError(label)
+            model = apps.get_model(label)
         except (LookupError, ValueError, TypeError):
             errors.append(
                 Error(
@@ -89,6 +114,11 @@ def _check_models_setting(value: Any) -> list[Any]:
                     hint="Use 'app_label.ModelName', e.g. 'shop.Product'.",
                     id="signaltrail.E003",
                 )
+            )
+            continue
+        if model is Event:
+            errors.append(
+                _event_error(model, "Remove 'signaltrail.Event' from SIGNALTRAIL['MODELS'].")
             )
             continue
         if options is None:
@@ -117,42 +147,25 @@ def _check_models_setting(value: Any) -> list[Any]:
                         id="signaltrail.E006",
                     )
                 )
+            else:
+                errors.extend(
+                    _field_errors(model, key, names, f"in SIGNALTRAIL['MODELS'][{label!r}]")
+                )
     return errors
 
 
-@register(Tags.models)
-def check_tracked_models(app_configs: Any = None, **kwargs: Any) -> list[Any]:
-    from .models import Event
+def _event_error(model: Any, hint: str) -> Error:
+    return Error(
+        "signaltrail cannot track its own Event model.", hint=hint, obj=model, id="signaltrail.E005"
+    )
 
+
+def _field_errors(model: type[models.Model], option: str, names: Any, where: str) -> list[Any]:
+    """E004 for each name in ``option`` that is not a suitable field of ``model``."""
     errors: list[Any] = []
-    for opts in registry:
-        model = opts.model
-        label = model._meta.label
-        if model is Event:
-            errors.append(
-                Error(
-                    "signaltrail cannot track its own Event model.",
-                    hint="Remove signaltrail.Event from the tracked models.",
-                    obj=model,
-                    id="signaltrail.E005",
-                )
-            )
-            continue
-        names = {f.name for f in model._meta.get_fields()} | {
-            f.attname for f in model._meta.concrete_fields
-        }
-        for option in ("exclude", "mask"):
-            for name in sorted(getattr(opts, option)):
-                if name not in names:
-                    errors.append(
-                        Error(
-                            f"{label} is tracked with {option}={name!r}, but it has no "
-                            "such field.",
-                            obj=model,
-                            id="signaltrail.E004",
-                        )
-                    )
-        for name in opts.m2m:
+    label = model._meta.label
+    if option == "m2m":
+        for name in names:
             try:
                 field = model._meta.get_field(name)
             except Exception:
@@ -160,12 +173,54 @@ def check_tracked_models(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             if not isinstance(field, models.ManyToManyField):
                 errors.append(
                     Error(
-                        f"{label} is tracked with m2m={name!r}, which is not a "
+                        f"{label} is tracked with m2m={name!r} {where}, which is not a "
                         "many-to-many field of it.",
+                        hint=_field_hint(model, many_to_many=True),
                         obj=model,
                         id="signaltrail.E004",
                     )
                 )
+        return errors
+    known = {f.name for f in model._meta.get_fields()} | {
+        f.attname for f in model._meta.concrete_fields
+    }
+    for name in sorted(set(names)):
+        if name not in known:
+            errors.append(
+                Error(
+                    f"{label} is tracked with {option}={name!r} {where}, but it has no such field.",
+                    hint=_field_hint(model),
+                    obj=model,
+                    id="signaltrail.E004",
+                )
+            )
+    return errors
+
+
+def _field_hint(model: type[models.Model], many_to_many: bool = False) -> str:
+    fields = model._meta.many_to_many if many_to_many else model._meta.concrete_fields
+    names = [f.name for f in fields]
+    if not names:
+        return f"{model._meta.label} has no such fields."
+    return f"Fields of {model._meta.label}: " + ", ".join(names) + "."
+
+
+@register(Tags.models)
+def check_tracked_models(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Options given to ``track()`` in code (settings are checked by check_settings)."""
+    from .models import Event
+
+    errors: list[Any] = []
+    for opts in registry:
+        if opts.source == "settings":
+            continue
+        model = opts.model
+        if model is Event:
+            errors.append(_event_error(model, "Remove the track() call on signaltrail's Event."))
+            continue
+        for option in ("exclude", "mask", "m2m"):
+            names = getattr(opts, option)
+            errors.extend(_field_errors(model, option, names, "in track()"))
     return errors
 
 
@@ -181,7 +236,8 @@ def check_installation(app_configs: Any = None, **kwargs: Any) -> list[Any]:
         )
     tracked = any(True for _ in registry)
     middleware = list(getattr(settings, "MIDDLEWARE", None) or [])
-    if tracked and MIDDLEWARE not in middleware:
+    trail_at = _position(middleware, MIDDLEWARE)
+    if tracked and trail_at is None:
         errors.append(
             Warning(
                 "Models are tracked but TrailMiddleware is not in MIDDLEWARE: events "
@@ -190,10 +246,8 @@ def check_installation(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                 id="signaltrail.W001",
             )
         )
-    auth = "django.contrib.auth.middleware.AuthenticationMiddleware"
-    if MIDDLEWARE in middleware and auth in middleware and (
-        middleware.index(MIDDLEWARE) < middleware.index(auth)
-    ):
+    auth_at = _position(middleware, "django.contrib.auth.middleware.AuthenticationMiddleware")
+    if trail_at is not None and auth_at is not None and trail_at < auth_at:
         errors.append(
             Warning(
                 "TrailMiddleware comes before AuthenticationMiddleware.",
@@ -203,3 +257,24 @@ def check_installation(app_configs: Any = None, **kwargs: Any) -> list[Any]:
             )
         )
     return errors
+
+
+def _position(middleware: list[Any], path: str) -> int | None:
+    """Index of the first entry that is ``path`` or a subclass of it (a project may
+    extend TrailMiddleware or AuthenticationMiddleware under its own name)."""
+    try:
+        wanted = import_string(path)
+    except ImportError:
+        wanted = None
+    for i, entry in enumerate(middleware):
+        if entry == path:
+            return i
+        if wanted is None or not isinstance(entry, str):
+            continue
+        try:
+            found = import_string(entry)
+        except Exception:
+            continue  # Django reports unimportable middleware itself
+        if isinstance(found, type) and issubclass(found, wanted):
+            return i
+    return None

@@ -31,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     "IP_HEADER": None,
     # Longest text kept for object_repr and actor_label.
     "REPR_MAX_LENGTH": 200,
+    # Rows handled per batch by the bulk paths (update, bulk_update,
+    # bulk_create): bounds memory, and the queries per batch are constant.
+    "BULK_BATCH_SIZE": 2000,
+    "TRACE_REQUESTS": False,  # toolkit.tracing.TraceMiddleware: log receivers per request
 }
 
 # Models that are never tracked by ALL_MODELS: the trail itself and tables

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,17 +23,29 @@ from .conf import conf
 _UNSET: Any = object()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TrailContext:
-    """An immutable snapshot of the current actor and metadata."""
+    """An immutable snapshot of the current actor and metadata.
+
+    ``parent`` is the context that was in force when this one was entered and
+    ``owner`` the :class:`context` block that entered it: leaving a block
+    restores its own parent even when one ``context`` object is entered by
+    several threads or tasks at once (each has its own chain).
+    """
 
     actor: Any = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    parent: TrailContext | None = field(default=None, repr=False)
+    owner: Any = field(default=None, repr=False)
 
-    def merged(self, actor: Any = _UNSET, metadata: dict[str, Any] | None = None) -> TrailContext:
+    def merged(
+        self, actor: Any = _UNSET, metadata: dict[str, Any] | None = None, owner: Any = None
+    ) -> TrailContext:
         return TrailContext(
             actor=self.actor if actor is _UNSET else actor,
             metadata={**self.metadata, **(metadata or {})},
+            parent=self,
+            owner=owner,
         )
 
 
@@ -58,17 +70,32 @@ class context:
     def __init__(self, actor: Any = _UNSET, **metadata: Any) -> None:
         self.actor = actor
         self.metadata = metadata
-        self._tokens: list[Token[TrailContext]] = []
 
     def __enter__(self) -> TrailContext:
-        new = _current.get().merged(self.actor, self.metadata)
-        self._tokens.append(_current.set(new))
+        new = _current.get().merged(self.actor, self.metadata, owner=self)
+        _current.set(new)
         return new
 
     def __exit__(self, *exc_info: object) -> None:
-        _current.reset(self._tokens.pop())
+        # No Token kept on self: a Token belongs to one thread/task's Context,
+        # and this object may be entered by several at once (a module-level
+        # ``context(source="import")`` used by concurrent workers). Walk this
+        # Context's own chain to the block this object entered instead.
+        entered = _current.get()
+        while entered.parent is not None and entered.owner is not self:
+            entered = entered.parent
+        if entered.owner is self and entered.parent is not None:
+            _current.set(entered.parent)
 
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            # A generator runs in its consumer's context between steps: the
+            # block would end before the first step (or leak into the consumer
+            # while suspended). Refuse rather than record without the context.
+            raise TypeError(
+                "signaltrail.context() cannot decorate a generator function; "
+                "use 'with signaltrail.context(...):' inside it instead."
+            )
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)

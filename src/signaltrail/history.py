@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import models, router, transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .conf import MASK
 from .context import context
 from .exceptions import RevertError
+from .registry import TrackOptions, registry
 from .serialization import from_json, to_json
 from .writer import Entry, object_repr, write_one
 
@@ -56,9 +59,12 @@ def record(action: str, obj: models.Model | None = None, **details: Any) -> Any:
 
 def _current_values(model: type[models.Model], using: str, pk: Any) -> dict[str, Any] | None:
     fields = model._meta.concrete_fields
-    row = model._base_manager.using(using).filter(pk=pk).values_list(
-        *[f.attname for f in fields]
-    ).first()
+    row = (
+        model._base_manager.using(using)
+        .filter(pk=pk)
+        .values_list(*[f.attname for f in fields])
+        .first()
+    )
     if row is None:
         return None
     return {f.name: to_json(v) for f, v in zip(fields, row, strict=True)}
@@ -69,9 +75,17 @@ def as_of(obj: models.Model, when: datetime.datetime) -> dict[str, Any] | None:
 
     Rebuilt from the object's current row (or its deletion event) by undoing
     every change recorded after ``when``. Returns None when the object did
-    not exist then. Masked fields read ``"***"`` where the trail has no value.
+    not exist then. Only the fields the trail records are returned: an
+    excluded field's past values are unknown, and a masked field always reads
+    ``"***"`` (None when empty), as in the trail - as_of must not show what
+    the trail was told to hide. A naive ``when`` is taken in the current time
+    zone, as Django does for naive datetimes.
     """
+    if settings.USE_TZ and timezone.is_naive(when):
+        when = timezone.make_aware(when)
     model = type(obj)._meta.concrete_model
+    opts = registry.options_for(model) or TrackOptions(model=model)
+    plans = {plan.name: plan for plan in opts.fields}
     events = list(
         history(obj).filter(action__in=_ROW_ACTIONS).values_list("at", "action", "changes")
     )
@@ -92,10 +106,18 @@ def as_of(obj: models.Model, when: datetime.datetime) -> dict[str, Any] | None:
             state[name] = pair[0]
     result = {}
     for field in model._meta.concrete_fields:
-        if field.name in state:
-            value = state[field.name]
+        plan = plans.get(field.name)
+        if plan is None or field.name not in state:
+            continue
+        value = state[field.name]
+        if plan.masked:
+            result[field.name] = None if value is None else MASK
+        else:
             result[field.name] = value if value == MASK else from_json(field, value)
     return result
+
+
+_REVERTIBLE = ("create", "update", "delete", "m2m_add", "m2m_remove")
 
 
 def revert(event: Any) -> Any:
@@ -108,6 +130,20 @@ def revert(event: Any) -> Any:
     ``context["reverted_event"]``. Raises :class:`RevertError`, changing
     nothing, when the event cannot be reverted.
     """
+    event_model = _event_model()
+    if not isinstance(event, event_model):
+        raise TypeError(_("revert() takes an Event, got %r.") % (event,))
+    if event.action == "m2m_clear":
+        raise RevertError(
+            _(
+                "Events of type m2m_clear cannot be reverted: the trail does not "
+                "record which relations a clear removed."
+            )
+        )
+    if event.action not in _REVERTIBLE:
+        raise RevertError(
+            _("Events of type %(action)s cannot be reverted.") % {"action": event.action}
+        )
     ct = event.content_type
     model = ct.model_class() if ct is not None else None
     if model is None:
@@ -152,9 +188,7 @@ def revert(event: Any) -> Any:
                 else:
                     manager_.add(*change.get("remove", []))
             return obj
-    raise RevertError(
-        _("Events of type %(action)s cannot be reverted.") % {"action": event.action}
-    )
+    raise RevertError(_("Events of type %(action)s cannot be reverted.") % {"action": event.action})
 
 
 def _get(manager: Any, pk: Any, event: Any) -> models.Model:

@@ -79,22 +79,26 @@ def canonical(
     at: datetime.datetime,
     action: str,
     actor_label: str,
-    model_label: str,
+    content_type_id: int | None,
     object_pk: str,
     object_repr: str,
     changes: Any,
     context: Any,
     prev_hash: str,
 ) -> str:
-    """The exact text the HMAC covers (``actor_id`` is left out on purpose:
-    deleting a user legitimately sets it to NULL)."""
+    """The exact text the HMAC covers.
+
+    ``actor_id`` is left out on purpose: deleting a user legitimately sets it
+    to NULL (``actor_label`` keeps who it was). The content type is covered by
+    id, which renaming a model (``RenameModel``) keeps.
+    """
     out: list[str] = []
     _canon(
         [
             _timestamp(at),
             action,
             actor_label,
-            model_label,
+            content_type_id,
             object_pk,
             object_repr,
             changes,
@@ -126,7 +130,7 @@ class Problem:
     """One finding of :func:`verify`."""
 
     event_id: int
-    kind: str  # "modified" or "broken_chain"
+    kind: str  # "modified", "duplicate" or "broken_chain"
     message: str
 
 
@@ -138,17 +142,12 @@ def verify(using: str = "default", chunk_size: int = 2000) -> Iterator[tuple[int
     """Check every event on ``using`` in id order.
 
     Yields ``(event_id, problem or None)`` for each row so a caller can show
-    progress; memory grows with the number of events (one 32-byte digest each).
+    progress; memory grows with the number of events (one hash and id each).
     """
-    from django.contrib.contenttypes.models import ContentType
-
     from .models import Event
 
-    labels: dict[int | None, str] = {None: ""}
-    for ct in ContentType.objects.using(using).all():
-        labels[ct.pk] = f"{ct.app_label}.{ct.model}"
     secrets = _secrets()
-    seen: set[str] = set()
+    seen: dict[str, int] = {}  # hash -> id of the first event that has it
     genesis_allowed = True
     rows = (
         Event.objects.using(using)
@@ -168,20 +167,33 @@ def verify(using: str = "default", chunk_size: int = 2000) -> Iterator[tuple[int
         )
         .iterator(chunk_size=chunk_size)
     )
-    for (pk, at, action, label, ct_id, object_pk, repr_, changes, ctx, prev, digest) in rows:
+    for pk, at, action, label, ct_id, object_pk, repr_, changes, ctx, prev, digest in rows:
         problem = None
         text = canonical(
             at=at,
             action=action,
             actor_label=label,
-            model_label=labels.get(ct_id, str(ct_id)),
+            content_type_id=ct_id,
             object_pk=object_pk,
             object_repr=repr_,
             changes=changes,
             context=ctx,
             prev_hash=prev,
         )
-        if not any(constant_time_compare(compute_hash(text, s), digest) for s in secrets):
+        if digest in seen:
+            # A verbatim copy of a genuine row matches its HMAC and points at a
+            # real predecessor; only its hash gives it away (every genuine
+            # event's hash covers a different content or predecessor).
+            problem = Problem(
+                pk,
+                "duplicate",
+                _(
+                    "Event %(id)s has the same hash as event %(other)s: one of them is a "
+                    "copy inserted outside signaltrail."
+                )
+                % {"id": pk, "other": seen[digest]},
+            )
+        elif not any(constant_time_compare(compute_hash(text, s), digest) for s in secrets):
             problem = Problem(
                 pk,
                 "modified",
@@ -210,5 +222,5 @@ def verify(using: str = "default", chunk_size: int = 2000) -> Iterator[tuple[int
                 _("Event %(id)s starts a new chain: earlier events were deleted or reordered.")
                 % {"id": pk},
             )
-        seen.add(digest)
+        seen.setdefault(digest, pk)
         yield pk, problem

@@ -13,14 +13,16 @@ from django.http import HttpRequest, HttpResponse
 from .conf import conf
 from .context import context
 
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,128}$")
+# Used with fullmatch(): with match(), "$" would accept a trailing newline,
+# which then fails the response (header values can't contain newlines).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
 
 
 def request_id(request: HttpRequest) -> str:
     """The id a proxy sent in the request-id header if it looks sane, else a new one."""
     header = conf.REQUEST_ID_HEADER
     incoming = request.headers.get(header, "") if header else ""
-    return incoming if _REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    return incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
 
 
 def client_ip(request: HttpRequest) -> str | None:

@@ -57,6 +57,13 @@ class EventQuerySet(models.QuerySet["Event"]):
 
     delete.alters_data = True  # type: ignore[attr-defined]
 
+    def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
+        # Refused before Django opens its atomic(savepoint=False) block: an
+        # error raised inside it would break the caller's transaction.
+        raise AppendOnlyError(_("Audit events are append-only: they cannot be updated."))
+
+    bulk_update.alters_data = True  # type: ignore[attr-defined]
+
 
 EventManager = models.Manager.from_queryset(EventQuerySet)
 
@@ -127,7 +134,8 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         who = self.actor_label or _("nobody")
-        return f"{self.action} {self.object_repr or self.object_pk} ({who}, {self.at:%Y-%m-%d %H:%M:%S})"
+        what = self.object_repr or self.object_pk
+        return f"{self.action} {what} ({who}, {self.at:%Y-%m-%d %H:%M:%S})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # The trail writes events with inserts that bypass save(); a save()

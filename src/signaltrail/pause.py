@@ -11,25 +11,34 @@ import functools
 import inspect
 from collections import Counter
 from collections.abc import Callable
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, models, router
 
-_skipped: ContextVar[Counter[tuple[str, str]] | None] = ContextVar(
-    "signaltrail_paused", default=None
-)
+
+@dataclass
+class _Frame:
+    """One ``paused()`` block as entered in one thread or task."""
+
+    owner: paused
+    parent: _Frame | None
+    skipped: Counter[tuple[str, str]] = field(default_factory=Counter)
+
+
+_frame: ContextVar[_Frame | None] = ContextVar("signaltrail_paused", default=None)
 
 
 def is_paused() -> bool:
-    return _skipped.get() is not None
+    return _frame.get() is not None
 
 
 def count_skipped(model: type[models.Model], n: int = 1, using: str | None = None) -> None:
-    counter = _skipped.get()
-    if counter is not None:
+    frame = _frame.get()
+    if frame is not None:
         alias = using or router.db_for_write(model) or DEFAULT_DB_ALIAS
-        counter[(alias, model._meta.concrete_model._meta.label)] += n
+        frame.skipped[(alias, model._meta.concrete_model._meta.label)] += n
 
 
 class paused:
@@ -43,15 +52,21 @@ class paused:
     def __init__(self, reason: str = "", **details: Any) -> None:
         self.reason = reason
         self.details = details
-        self._tokens: list[Token[Counter[tuple[str, str]] | None]] = []
 
     def __enter__(self) -> paused:
-        self._tokens.append(_skipped.set(Counter()))
+        _frame.set(_Frame(owner=self, parent=_frame.get()))
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        counter = _skipped.get() or Counter()
-        _skipped.reset(self._tokens.pop())
+        # The frames live in this thread's/task's own Context, not on self:
+        # one paused() object may be entered by several workers at once.
+        frame = _frame.get()
+        while frame is not None and frame.owner is not self:
+            frame = frame.parent
+        if frame is None:
+            return
+        _frame.set(frame.parent)
+        counter = frame.skipped
         from .writer import Entry, write
 
         by_alias: dict[str, dict[str, int]] = {}
@@ -78,6 +93,11 @@ class paused:
             # may be unusable); that error is what the caller must see.
 
     def __call__(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if inspect.isgeneratorfunction(func) or inspect.isasyncgenfunction(func):
+            raise TypeError(
+                "signaltrail.paused() cannot decorate a generator function; "
+                "use 'with signaltrail.paused(...):' inside it instead."
+            )
         if inspect.iscoroutinefunction(func):
 
             @functools.wraps(func)

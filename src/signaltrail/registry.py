@@ -51,8 +51,8 @@ class TrackOptions:
     @cached_property
     def fields(self) -> tuple[FieldPlan, ...]:
         """The concrete fields recorded for this model, in model order."""
-        exclude = self.exclude | set(conf.GLOBAL_EXCLUDE)
-        mask = self.mask | set(conf.GLOBAL_MASK)
+        exclude = self.exclude | set(_names(conf.GLOBAL_EXCLUDE))
+        mask = self.mask | set(_names(conf.GLOBAL_MASK))
         plans = []
         for f in self.model._meta.concrete_fields:
             if f.name in exclude or f.attname in exclude:
@@ -71,9 +71,7 @@ class TrackOptions:
 
     @cached_property
     def mutable_attnames(self) -> frozenset[str]:
-        return frozenset(
-            f.attname for f in self.model._meta.concrete_fields if is_mutable(f)
-        )
+        return frozenset(f.attname for f in self.model._meta.concrete_fields if is_mutable(f))
 
     @cached_property
     def m2m_fields(self) -> tuple[models.ManyToManyField, ...]:
@@ -170,6 +168,25 @@ def track(
     return decorate(model)
 
 
+def _names(value: Any) -> list[str]:
+    """The strings of a list setting; anything else counts as empty.
+
+    A malformed setting is reported by the system checks; it must not crash
+    start-up or the user's saves.
+    """
+    if not isinstance(value, list | tuple | set | frozenset):
+        return []
+    return [v for v in value if isinstance(v, str)]
+
+
+def clear_plans(**kwargs: Any) -> None:
+    """Forget the per-model field plans (they depend on GLOBAL_EXCLUDE/MASK)."""
+    if kwargs.get("setting") not in (None, "SIGNALTRAIL"):
+        return
+    for options in registry:
+        options.__dict__.pop("fields", None)
+
+
 def _string_list(value: Any) -> bool:
     return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
 
@@ -187,7 +204,7 @@ def settings_entries() -> dict[type[models.Model], dict[str, Any]]:
     if raw is not None and not isinstance(raw, dict):
         return {}
     wanted: dict[type[models.Model], dict[str, Any]] = {}
-    excluded = {label.lower() for label in conf.EXCLUDE_MODELS if isinstance(label, str)}
+    excluded = {label.lower() for label in _names(conf.EXCLUDE_MODELS)}
     if conf.ALL_MODELS is True:
         for model in apps.get_models():
             label = model._meta.label
@@ -204,6 +221,8 @@ def settings_entries() -> dict[type[models.Model], dict[str, Any]]:
     models_setting = conf.MODELS
     if isinstance(models_setting, dict):
         for label, options in models_setting.items():
+            if not isinstance(label, str):
+                continue
             try:
                 model = apps.get_model(label)
             except (LookupError, ValueError, TypeError):

@@ -44,16 +44,17 @@ def to_json(value: Any) -> Any:
 
 
 def _to_json(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, str)):
+    if value is None:
+        return None
+    if isinstance(value, bool | int | str):
         if type(value) in (bool, int, str):
             return value
-        # Subclasses (IntEnum, str-based choices, SafeString) become plain.
-        if isinstance(value, bool):
-            return bool(value)
-        return int(value) if isinstance(value, int) else str(value)
+        # Subclasses (IntEnum, str-based enums and choices, SafeString) become
+        # the plain value a database driver would store, whatever their __str__.
+        return int(value) if isinstance(value, int) else str.__str__(value)
     if isinstance(value, float):
         # NaN and infinities are not JSON; PostgreSQL's jsonb rejects them.
-        return value if math.isfinite(value) else repr(value)
+        return float(value) if math.isfinite(value) else repr(value)
     if isinstance(value, decimal.Decimal):
         return str(value)
     if isinstance(value, uuid.UUID):

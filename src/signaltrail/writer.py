@@ -7,12 +7,16 @@ database alias as the change they describe, inside its transaction.
 
 from __future__ import annotations
 
+import contextlib
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import models
+from django.db.models.base import ModelState
+from django.db.models.fetch_modes import FETCH_RAISE
 from django.utils import timezone
 from django.utils.encoding import force_str
 
@@ -35,30 +39,71 @@ class Entry:
     actor: Any = None  # overrides the context's actor when set
 
 
-def object_repr(instance: models.Model) -> str:
+def object_repr(instance: models.Model, fetch: bool = True) -> str:
     """``str(instance)`` without side effects on ``instance`` and never raising.
 
     ``__str__`` runs on a shallow copy (Django copies the related-object
     cache), so a ``__str__`` that follows a foreign key doesn't fill the
     caller's instance; a lazy translation or a non-string result is coped with.
+    With ``fetch=False`` (the bulk paths, whose query count must not grow with
+    the rows) a ``__str__`` that would need a query gives Django's default
+    ``"Model object (pk)"`` instead.
     """
     try:
         try:
             target = copy.copy(instance)
         except Exception:
             target = instance
+        else:
+            if not fetch:
+                target._state.fetch_mode = FETCH_RAISE
         text = force_str(target.__str__())
     except Exception:
         text = f"{instance._meta.object_name} object ({safe_repr(instance.pk)})"
     return text[: conf.REPR_MAX_LENGTH]
 
 
-def write(using: str, entries: Sequence[Entry]) -> list[Any]:
+_deferred: ContextVar[dict[str, list[Entry]] | None] = ContextVar(
+    "signaltrail_deferred", default=None
+)
+
+
+@contextlib.contextmanager
+def batched() -> Iterator[None]:
+    """Insert the events deferred inside the block together, at its end.
+
+    Used around Django's deletion collector: a ``QuerySet.delete()`` of many
+    rows (and its cascades) then costs one SELECT and one multi-row INSERT
+    instead of two queries per row. Nothing is written if the block raises.
+    """
+    if _deferred.get() is not None:
+        yield  # the outermost block writes
+        return
+    pending: dict[str, list[Entry]] = {}
+    token = _deferred.set(pending)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+    for using, entries in pending.items():
+        write(using, entries)
+
+
+def in_batch() -> bool:
+    return _deferred.get() is not None
+
+
+def write(using: str, entries: Sequence[Entry], defer: bool = False) -> list[Any]:
     """Insert ``entries`` as events on ``using`` and send ``event_recorded``.
 
     Costs one SELECT (the newest hash) and one multi-row INSERT, whatever the
-    number of entries.
+    number of entries. With ``defer=True`` inside :func:`batched`, the entries
+    are kept and written when the block ends.
     """
+    pending = _deferred.get() if defer else None
+    if pending is not None:
+        pending.setdefault(using, []).extend(entries)
+        return []
     from django.contrib.contenttypes.models import ContentType
 
     from .models import Event
@@ -78,10 +123,8 @@ def write(using: str, entries: Sequence[Entry]) -> list[Any]:
         if entry.actor is not None:
             actor, label = resolve_actor(entry.actor)
         ct = None
-        model_label = ""
         if entry.model is not None:
             ct = cts.get_for_model(entry.model)
-            model_label = f"{ct.app_label}.{ct.model}"
         context = {**metadata, **to_json(entry.details)} if entry.details else metadata
         object_pk = "" if entry.object_pk is None else str(to_json(entry.object_pk))
         changes = entry.changes
@@ -89,7 +132,7 @@ def write(using: str, entries: Sequence[Entry]) -> list[Any]:
             at=now,
             action=entry.action,
             actor_label=label,
-            model_label=model_label,
+            content_type_id=ct.pk if ct is not None else None,
             object_pk=object_pk,
             object_repr=entry.object_repr,
             changes=changes,
@@ -98,7 +141,8 @@ def write(using: str, entries: Sequence[Entry]) -> list[Any]:
         )
         digest = integrity.compute_hash(text)
         events.append(
-            Event(
+            _new_event(
+                Event,
                 at=now,
                 action=entry.action,
                 actor=actor,
@@ -118,6 +162,24 @@ def write(using: str, entries: Sequence[Entry]) -> list[Any]:
         for event in events:
             event_recorded.send(sender=Event, event=event)
     return events
+
+
+def _new_event(event_model: type[models.Model], **values: Any) -> Any:
+    """An unsaved Event, built without ``Model.__init__``.
+
+    ``__init__`` sends ``pre_init`` and ``post_init``: a receiver connected to
+    those without a sender would see every row the trail writes. The instance
+    is set up as ``__init__`` would: every field at its default, then
+    ``values`` through the model's descriptors (which cache ``actor`` and
+    ``content_type`` as ``__init__`` does).
+    """
+    event = event_model.__new__(event_model)
+    event._state = ModelState()
+    for f in event_model._meta.concrete_fields:
+        event.__dict__[f.attname] = f.get_default()
+    for name, value in values.items():
+        setattr(event, name, value)
+    return event
 
 
 def write_one(using: str, entry: Entry) -> Any:

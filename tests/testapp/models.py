@@ -3,7 +3,9 @@
 import uuid
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey, GenericRelation
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy
 
 import signaltrail
@@ -30,8 +32,9 @@ class Product(models.Model):
     stock = models.IntegerField(default=0)
     description = models.TextField(blank=True, default="")
     api_key = models.CharField(max_length=64, blank=True, default="")
-    category = models.ForeignKey(Category, null=True, blank=True, on_delete=models.CASCADE,
-                                 related_name="products")
+    category = models.ForeignKey(
+        Category, null=True, blank=True, on_delete=models.CASCADE, related_name="products"
+    )
     tags = models.ManyToManyField(Tag, blank=True, related_name="products")
     data = models.JSONField(default=dict, blank=True)
     image = models.FileField(upload_to="products/", blank=True)
@@ -163,3 +166,81 @@ class Note(models.Model):
     """Never tracked."""
 
     text = models.CharField(max_length=50)
+
+
+# -- added for tests/test_serialization.py and tests/test_invisible.py ----------
+
+
+class Point:
+    """An arbitrary Python object: nothing in signaltrail knows how to serialize it."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"Point({self.x}, {self.y})"
+
+
+class BadPoint(Point):
+    """A Point that cannot even be compared or repr()'d."""
+
+    def __eq__(self, other):
+        raise RuntimeError("BadPoint cannot be compared")
+
+    __hash__ = None
+
+    def __repr__(self):
+        raise RuntimeError("BadPoint has no repr")
+
+
+class PointField(models.CharField):
+    """A custom field whose Python values are Points, stored as "x,y"."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 50)
+        super().__init__(*args, **kwargs)
+
+    def from_db_value(self, value, expression, connection):
+        return None if value is None else Point(*map(int, value.split(",")))
+
+    def to_python(self, value):
+        if value is None or isinstance(value, Point):
+            return value
+        return Point(*map(int, str(value).split(",")))
+
+    def get_prep_value(self, value):
+        return None if value is None else f"{value.x},{value.y}"
+
+
+@signaltrail.track
+class Gadget(models.Model):
+    name = models.CharField(max_length=30, blank=True)
+    where = PointField(null=True)
+
+
+@signaltrail.track
+class Bookmark(models.Model):
+    """Fields that are not concrete, and one the database computes."""
+
+    content_type = models.ForeignKey(
+        "contenttypes.ContentType", null=True, blank=True, on_delete=models.CASCADE
+    )
+    object_id = models.CharField(max_length=40, blank=True)
+    target = GenericForeignKey("content_type", "object_id")
+    replies = GenericRelation("Bookmark")
+    note = models.CharField(max_length=50, blank=True)
+    note_lower = models.GeneratedField(
+        expression=Lower("note"), output_field=models.CharField(max_length=50), db_persist=True
+    )
+
+    @property
+    def label(self):
+        return f"bookmark of {self.target}"
+
+    def __str__(self):
+        return self.label

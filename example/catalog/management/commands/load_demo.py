@@ -33,13 +33,17 @@ class Command(BaseCommand):
             garden = Category.objects.create(name="Garden")
             sale = Tag.objects.create(name="sale")
             Tag.objects.create(name="new")
-            hammer = Product.objects.create(name="Hammer", price=Decimal("12.50"), stock=40, category=tools)
+            hammer = Product.objects.create(
+                name="Hammer", price=Decimal("12.50"), stock=40, category=tools
+            )
             Product.objects.create(name="Rake", price=Decimal("18.00"), stock=15, category=garden)
-            Product.objects.create(name="Watering can", price=Decimal("9.90"), stock=25, category=garden)
+            Product.objects.create(
+                name="Watering can", price=Decimal("9.90"), stock=25, category=garden
+            )
         with signaltrail.context(actor=admin, reason="spring sale", source="command"):
             hammer.price = Decimal("9.99")
             hammer.save()
             hammer.tags.add(sale)
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo data loaded. Log in as admin / {DEMO_PASSWORD}."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(f"Demo data loaded. Log in as admin / {DEMO_PASSWORD}.")
+        )

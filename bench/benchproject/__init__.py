@@ -1,0 +1,1 @@
+"""The Django project the benchmark workers run (see bench/README.md)."""

@@ -1,0 +1,1 @@
+"""The benchmarked Product model and the audit packages' registration of it."""

@@ -1,0 +1,259 @@
+"""The measured operations; imported by the worker once Django is configured.
+
+Each workload has a ``prepare`` step (not timed) that builds the rows it
+needs from a clean state, and a ``run`` step (timed) that returns how many
+rows it affected. Every workload starts from empty Product and audit tables
+for every contender, so no package pays for a bigger history table than
+another; the seeded event table for the query workloads lives on its own
+database alias ("trail").
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from benchproject.benchapp.models import Category, Product, Tag
+from django.apps import apps
+from django.db import connections, transaction
+from django.db.models import F
+
+PRICE = Decimal("19.99")
+
+
+def audit_tables(contender: str) -> list[str]:
+    """The tables a contender writes its audit rows to (all counted as events)."""
+    core = {Category, Product, Tag, Product.tags.through}
+    config = apps.get_app_config("benchapp")
+    models = config.get_models(include_auto_created=True)
+    tables = [m._meta.db_table for m in models if m not in core]
+    if contender == "signaltrail":
+        from signaltrail.models import Event
+
+        tables.append(Event._meta.db_table)
+    elif contender == "auditlog":
+        from auditlog.models import LogEntry
+
+        tables.append(LogEntry._meta.db_table)
+    return tables
+
+
+class Bench:
+    """Runs workloads on the "default" alias and counts audit rows."""
+
+    def __init__(self, contender: str, sizes: dict[str, int]) -> None:
+        self.contender = contender
+        self.sizes = sizes
+        self.audit = audit_tables(contender)
+        self.connection = connections["default"]
+        self.categories: list[Category] = []
+        self.tags: list[Tag] = []
+
+    # -- state ------------------------------------------------------------------
+
+    def count_events(self) -> int:
+        quote = self.connection.ops.quote_name
+        with self.connection.cursor() as cursor:
+            total = 0
+            for table in self.audit:
+                cursor.execute(f"SELECT COUNT(*) FROM {quote(table)}")
+                total += cursor.fetchone()[0]
+        return total
+
+    def reset(self) -> None:
+        """Empty the Product and audit tables, then add categories and tags."""
+        quote = self.connection.ops.quote_name
+        tables = [
+            Product.tags.through._meta.db_table,
+            Product._meta.db_table,
+            Category._meta.db_table,
+            Tag._meta.db_table,
+            *self.audit,
+        ]
+        with self.connection.cursor() as cursor:
+            if self.connection.vendor == "postgresql":
+                cursor.execute(f"TRUNCATE {', '.join(quote(t) for t in tables)} CASCADE")
+            else:
+                for table in tables:
+                    cursor.execute(f"DELETE FROM {quote(table)}")
+        self.categories = Category.objects.bulk_create(
+            [Category(name=f"category {i}") for i in range(10)]
+        )
+        self.tags = Tag.objects.bulk_create([Tag(name=f"tag {i}") for i in range(20)])
+
+    def new_products(self, n: int, prefix: str) -> list[Product]:
+        cats = self.categories
+        return [
+            Product(name=f"{prefix} {i}", price=PRICE, stock=100, category=cats[i % len(cats)])
+            for i in range(n)
+        ]
+
+    def make_products(self, n: int) -> list[int]:
+        """Insert ``n`` products (not timed) and return their pks."""
+        created = Product.objects.bulk_create(self.new_products(n, "seed"), batch_size=2000)
+        return [p.pk for p in created]
+
+    # -- measuring --------------------------------------------------------------
+
+    def measure(self, name: str) -> dict[str, Any]:
+        prepare, run, unit = WORKLOADS[name]
+        self.reset()
+        state = prepare(self)
+        before = self.count_events()
+        gc.collect()
+        start = time.perf_counter()
+        rows = run(self, state)
+        seconds = time.perf_counter() - start
+        events = self.count_events() - before
+        ops = self.sizes[unit] if unit != "rows" else 1
+        return {"seconds": seconds, "ops": ops, "rows": rows, "events": events}
+
+
+# -- single operations (ops of them, each in autocommit unless said) ------------
+
+
+def prep_none(b: Bench) -> Any:
+    return None
+
+
+def run_create(b: Bench, state: Any) -> int:
+    cats = b.categories
+    n = b.sizes["ops"]
+    for i in range(n):
+        Product.objects.create(
+            name=f"create {i}", price=PRICE, stock=100, category=cats[i % len(cats)]
+        )
+    return n
+
+
+def prep_pks(b: Bench) -> list[int]:
+    return b.make_products(b.sizes["ops"])
+
+
+def _load_change_save(pks: list[int]) -> int:
+    for pk in pks:
+        product = Product.objects.get(pk=pk)
+        product.price += 1
+        product.stock -= 1
+        product.save()
+    return len(pks)
+
+
+def run_save(b: Bench, pks: list[int]) -> int:
+    return _load_change_save(pks)
+
+
+def run_save_txn(b: Bench, pks: list[int]) -> int:
+    with transaction.atomic():
+        return _load_change_save(pks)
+
+
+def prep_loaded(b: Bench) -> list[Product]:
+    b.make_products(b.sizes["ops"])
+    return list(Product.objects.order_by("pk"))
+
+
+def run_delete(b: Bench, products: list[Product]) -> int:
+    for product in products:
+        product.delete()
+    return len(products)
+
+
+def run_m2m_add(b: Bench, products: list[Product]) -> int:
+    tags = b.tags
+    for i, product in enumerate(products):
+        product.tags.add(tags[i % len(tags)])
+    return len(products)
+
+
+# -- bulk operations (one call over rows rows) -----------------------------------
+
+
+def prep_new(b: Bench) -> list[Product]:
+    return b.new_products(b.sizes["rows"], "bulk")
+
+
+def run_bulk_create(b: Bench, products: list[Product]) -> int:
+    return len(Product.objects.bulk_create(products))
+
+
+def prep_rows(b: Bench) -> None:
+    b.make_products(b.sizes["rows"])
+
+
+def run_qs_update(b: Bench, state: Any) -> int:
+    return Product.objects.update(stock=F("stock") + 1)
+
+
+def prep_changed(b: Bench) -> list[Product]:
+    b.make_products(b.sizes["rows"])
+    products = list(Product.objects.all())
+    for product in products:
+        product.price += 1
+    return products
+
+
+def run_bulk_update(b: Bench, products: list[Product]) -> int:
+    return Product.objects.bulk_update(products, ["price"])
+
+
+def run_read(b: Bench, state: Any) -> int:
+    return len(list(Product.objects.all()))
+
+
+# -- queries on the seeded trail (signaltrail only) ---------------------------
+
+
+def prep_trail_objects(b: Bench) -> list[Product]:
+    """Unsaved Products on the "trail" alias, whose pks have seeded events."""
+    from seed import objects_per_model
+
+    per_model = objects_per_model(b.sizes["events"])
+    products = []
+    for i in range(b.sizes["queries"]):
+        product = Product(pk=1 + (i * 7919) % per_model)
+        product._state.db = "trail"
+        products.append(product)
+    return products
+
+
+def run_event_history(b: Bench, products: list[Product]) -> int:
+    from signaltrail import history
+
+    found = 0
+    for product in products:
+        found += len(list(history(product)))
+    if not found:
+        raise RuntimeError("history() found no seeded events")
+    return len(products)
+
+
+def run_event_latest(b: Bench, state: Any) -> int:
+    from signaltrail.models import Event
+
+    n = b.sizes["queries"]
+    for _ in range(n):
+        events = list(Event.objects.using("trail").for_model(Product).newest_first()[:50])
+    if len(events) != min(50, b.sizes["events"]):
+        raise RuntimeError(f"expected 50 events, got {len(events)}")
+    return n
+
+
+Step = Callable[[Bench], Any]
+# name -> (prepare, run, unit of "ops": "ops", "rows" (one call) or "queries")
+WORKLOADS: dict[str, tuple[Step, Callable[[Bench, Any], int], str]] = {
+    "create": (prep_none, run_create, "ops"),
+    "save": (prep_pks, run_save, "ops"),
+    "save_txn": (prep_pks, run_save_txn, "ops"),
+    "delete": (prep_loaded, run_delete, "ops"),
+    "m2m_add": (prep_loaded, run_m2m_add, "ops"),
+    "bulk_create": (prep_new, run_bulk_create, "rows"),
+    "qs_update": (prep_rows, run_qs_update, "rows"),
+    "bulk_update": (prep_changed, run_bulk_update, "rows"),
+    "read": (prep_rows, run_read, "rows"),
+    "event_history": (prep_trail_objects, run_event_history, "queries"),
+    "event_latest": (prep_none, run_event_latest, "queries"),
+}

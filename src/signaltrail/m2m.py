@@ -1,0 +1,148 @@
+"""Recording many-to-many add, remove and clear, in both directions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import models
+from django.db.models.signals import m2m_changed
+
+from .pause import count_skipped, is_paused
+from .registry import TrackOptions
+from .serialization import to_json
+from .writer import Entry, object_repr, write
+
+_UID = "signaltrail.capture"
+
+# through model -> [(options of the tracked model, the m2m field)]
+_m2m_fields: dict[type[models.Model], list[tuple[TrackOptions, models.ManyToManyField]]] = {}
+
+_M2M_ACTIONS = {"post_add": ("m2m_add", "add"), "post_remove": ("m2m_remove", "remove")}
+
+
+def _sorted_keys(keys: Any) -> list[Any]:
+    """The keys in their natural order (numbers as numbers), for stable events."""
+    values = [to_json(k) for k in keys]
+    try:
+        return sorted(values)
+    except TypeError:  # keys of mixed types
+        return sorted(values, key=repr)
+
+
+def _reverse_targets(field: models.ManyToManyField, using: str, keys: Any) -> list[Any]:
+    """The pks of the tracked (source) objects named by ``keys``.
+
+    ``keys`` are values of the field the through table points at, which is
+    the pk unless the relation uses ``to_field``.
+    """
+    source = field.model
+    through = field.remote_field.through
+    source_fk = through._meta.get_field(field.m2m_field_name())
+    target = source_fk.target_field
+    if target.primary_key:
+        return list(keys)
+    return list(
+        source._base_manager.using(using)
+        .filter(**{f"{target.attname}__in": list(keys)})
+        .values_list("pk", flat=True)
+    )
+
+
+def on_m2m_changed(
+    sender: type[models.Model],
+    instance: models.Model,
+    action: str,
+    reverse: bool,
+    model: type[models.Model],
+    pk_set: Any,
+    using: str,
+    **kwargs: Any,
+) -> None:
+    for opts, field in _m2m_fields.get(sender, ()):
+        if reverse:
+            _on_reverse(opts, field, instance, action, pk_set, using)
+            continue
+        if not isinstance(instance, opts.model):
+            continue
+        if action == "post_clear":
+            entry = Entry(
+                "m2m_clear",
+                type(instance),
+                instance.pk,
+                object_repr(instance),
+                {field.name: {"clear": True}},
+            )
+        elif action in _M2M_ACTIONS and pk_set:
+            name, key = _M2M_ACTIONS[action]
+            entry = Entry(
+                name,
+                type(instance),
+                instance.pk,
+                object_repr(instance),
+                {field.name: {key: _sorted_keys(pk_set)}},
+            )
+        else:
+            continue
+        if is_paused():
+            count_skipped(opts.model, using=using)
+            continue
+        write(using, [entry])
+
+
+def _on_reverse(
+    opts: TrackOptions,
+    field: models.ManyToManyField,
+    instance: models.Model,
+    action: str,
+    pk_set: Any,
+    using: str,
+) -> None:
+    """``tag.products.add(p)``: record on each affected tracked object."""
+    through = field.remote_field.through
+    target_fk = through._meta.get_field(field.m2m_reverse_field_name())
+    own_key = getattr(instance, target_fk.target_field.attname)
+    if action == "pre_clear":
+        source_fk = through._meta.get_field(field.m2m_field_name())
+        instance._state.__dict__.setdefault("trail_clearing", {})[field] = list(
+            through._base_manager.using(using)
+            .filter(**{target_fk.attname: own_key})
+            .values_list(source_fk.attname, flat=True)
+        )
+        return
+    if action == "post_clear":
+        keys = instance._state.__dict__.get("trail_clearing", {}).pop(field, [])
+        name, key = "m2m_remove", "remove"
+    elif action in _M2M_ACTIONS and pk_set:
+        keys = pk_set
+        name, key = _M2M_ACTIONS[action]
+    else:
+        return
+    pks = _reverse_targets(field, using, keys)
+    if not pks:
+        return
+    if is_paused():
+        count_skipped(opts.model, len(pks), using=using)
+        return
+    changes = {field.name: {key: [to_json(own_key)]}}
+    label = f"{opts.model._meta.verbose_name} object"
+    write(
+        using,
+        [Entry(name, opts.model, pk, f"{label} ({pk})", changes) for pk in _sorted_keys(pks)],
+    )
+
+
+def connect(options: TrackOptions) -> None:
+    """Record the m2m fields ``options`` names, through their through models."""
+    for field in options.m2m_fields:
+        through = field.remote_field.through
+        if isinstance(through, str):
+            continue
+        entries = _m2m_fields.setdefault(through, [])
+        if not any(f is field for _, f in entries):
+            entries.append((options, field))
+        m2m_changed.connect(
+            on_m2m_changed,
+            sender=through,
+            dispatch_uid=f"{_UID}:{through._meta.label}",
+            weak=False,
+        )

@@ -1,0 +1,144 @@
+"""What a tracked instance held in the database: the loaded-values snapshot.
+
+Old values come from the row Django loaded, not from a SELECT per save: a
+tracked model's ``from_db`` keeps a reference to the values Django already
+has (plus copies of mutable JSON/array values, so in-place changes show) on
+the instance's ``_state``. Only an instance that was not loaded from the
+database, or a field deferred and changed without being loaded, costs one
+query (:func:`fetch_old`).
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from contextvars import ContextVar
+from typing import Any
+
+from django.db import models
+
+from .registry import TrackOptions, registry
+
+# While a tracked instance is being refreshed, the instances ``from_db``
+# builds (the first is the freshly loaded row) are collected here.
+_refreshing: ContextVar[list[models.Model] | None] = ContextVar(
+    "signaltrail_refreshing", default=None
+)
+
+
+# --------------------------------------------------------------------------
+# The loaded-values snapshot
+# --------------------------------------------------------------------------
+
+
+def _copy_mutable(opts: TrackOptions, values: dict[str, Any]) -> dict[str, Any]:
+    for attname in opts.mutable_attnames & values.keys():
+        values[attname] = copy.deepcopy(values[attname])
+    return values
+
+
+def snapshot(instance: models.Model) -> dict[str, Any] | None:
+    """The values ``instance`` had in the database, by attname, if known."""
+    state = instance._state.__dict__
+    snap = state.get("trail_snapshot")
+    if isinstance(snap, tuple):
+        names, values = snap
+        snap = state["trail_snapshot"] = dict(zip(names, values, strict=False))
+    return snap
+
+
+def remember(instance: models.Model, opts: TrackOptions, values: dict[str, Any]) -> None:
+    # A new dict, never an update in place: a dict handed out by snapshot()
+    # stays what it was.
+    snap = snapshot(instance)
+    values = _copy_mutable(opts, dict(values))
+    instance._state.trail_snapshot = values if snap is None else {**snap, **values}  # type: ignore[attr-defined]
+
+
+def own_snapshot(instance: models.Model) -> dict[str, Any] | None:
+    """The snapshot, unless it describes another row than ``instance.pk``.
+
+    Setting the pk of a loaded instance to another row's and saving updates
+    (or inserts) that row: the values loaded from the first say nothing of it.
+    """
+    snap = snapshot(instance)
+    if snap is not None:
+        pk_attname = instance._meta.pk.attname
+        if snap.get(pk_attname, instance.pk) != instance.pk:
+            instance._state.trail_snapshot = None  # type: ignore[attr-defined]
+            return None
+    return snap
+
+
+def wrap_from_db(model: type[models.Model]) -> None:
+    for klass in model.__mro__:
+        if "from_db" in klass.__dict__:
+            original = klass.__dict__["from_db"].__func__
+            break
+    if getattr(original, "_signaltrail", False):
+        return
+
+    @functools.wraps(original)
+    def from_db(cls: type[models.Model], db: str, field_names: Any, values: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+        instance = original(cls, db, field_names, values, **kwargs)
+        opts = registry.options_for(cls)
+        if opts is not None:
+            if opts.mutable_attnames:
+                values = [
+                    copy.deepcopy(v) if name in opts.mutable_attnames else v
+                    for name, v in zip(field_names, values, strict=False)
+                ]
+            instance._state.trail_snapshot = (field_names, values)
+            loaded = _refreshing.get()
+            if loaded is not None:
+                loaded.append(instance)
+        return instance
+
+    from_db._signaltrail = True  # type: ignore[attr-defined]
+    model.from_db = classmethod(from_db)  # type: ignore[assignment, method-assign]
+
+
+def wrap_refresh_from_db(model: type[models.Model]) -> None:
+    original = model.refresh_from_db
+    if getattr(original, "_signaltrail", False):
+        return
+
+    @functools.wraps(original)
+    def refresh_from_db(self: models.Model, *args: Any, **kwargs: Any) -> None:
+        # Django copies onto ``self`` exactly the fields of the row it loads
+        # (``fields``, or the non-deferred ones, or what ``from_queryset``
+        # selects). That row's own snapshot is the new baseline for those
+        # fields only: the others keep their pending in-memory changes.
+        opts = registry.options_for(type(self))
+        if opts is None:
+            return original(self, *args, **kwargs)
+        token = _refreshing.set([])
+        try:
+            original(self, *args, **kwargs)
+            loaded = _refreshing.get()
+        finally:
+            _refreshing.reset(token)
+        row = next((i for i in loaded or () if isinstance(i, type(self))), None)
+        if row is not None:
+            remember(self, opts, snapshot(row) or {})
+
+    refresh_from_db._signaltrail = True  # type: ignore[attr-defined]
+    model.refresh_from_db = refresh_from_db  # type: ignore[method-assign]
+
+
+def fetch_old(instance: models.Model, opts: TrackOptions, using: str, attnames: list[str]) -> None:
+    """One query for the stored values the snapshot lacks."""
+    row = (
+        opts.model._base_manager.using(using).filter(pk=instance.pk).values_list(*attnames).first()
+    )
+    if row is not None:
+        remember(instance, opts, dict(zip(attnames, row, strict=True)))
+
+
+def needs_fallback(instance: models.Model, force_insert: bool) -> bool:
+    """Whether saving may update an existing row we have no values for."""
+    if force_insert or instance.pk is None:
+        return False
+    pk = instance._meta.pk
+    # Django inserts directly when a new instance's pk comes from a default.
+    return not (instance._state.adding and (pk.has_default() or pk.has_db_default()))
