@@ -254,20 +254,25 @@ class TestBulkCreate:
         assert event.changes["api_key"] == [None, "***"]
 
     def test_update_conflicts_record_updates_and_creates(self):
-        if not connection.features.supports_update_conflicts_with_target:
-            pytest.skip("this database has no upsert with unique_fields")
+        # MySQL/MariaDB upsert on any unique key and take no unique_fields.
+        target = (
+            {"unique_fields": ["code"]}
+            if connection.features.supports_update_conflicts_with_target
+            else {}
+        )
         Code.objects.bulk_create([Code(code="a", label="1")])
         Code.objects.bulk_create(
             [Code(code="a", label="X"), Code(code="b", label="2")],
             update_conflicts=True,
-            unique_fields=["code"],
             update_fields=["label"],
+            **target,
         )
         assert [(e.action, e.object_pk, e.changes) for e in events(model=Code)] == [
             ("create", "a", {"code": [None, "a"], "label": [None, "1"]}),
             ("update", "a", {"label": ["1", "X"]}),
             ("create", "b", {"code": [None, "b"], "label": [None, "2"]}),
         ]
+        assert dict(Code.objects.values_list("code", "label")) == {"a": "X", "b": "2"}
 
     def test_ignore_conflicts_records_only_rows_written(self):
         Code.objects.bulk_create([Code(code="a", label="1")])
