@@ -66,3 +66,18 @@ def redis_url() -> str:
             pytest.fail(f"Redis unavailable: {found.note}")
         pytest.skip(f"Redis unavailable: {found.note}")
     return found.value
+
+
+@pytest.fixture
+def connect():
+    """Connect receivers for one test and disconnect them afterwards."""
+    done = []
+
+    def _connect(signal, receiver, sender=None):
+        signal.connect(receiver, sender=sender, weak=False)
+        done.append((signal, receiver, sender))
+        return receiver
+
+    yield _connect
+    for signal, receiver, sender in done:
+        signal.disconnect(receiver, sender=sender)

@@ -22,21 +22,6 @@ pong = Signal()
 
 
 @pytest.fixture
-def connect():
-    """Connect receivers for one test and disconnect them afterwards."""
-    done = []
-
-    def _connect(signal, receiver, sender=None):
-        signal.connect(receiver, sender=sender, weak=False)
-        done.append((signal, receiver, sender))
-        return receiver
-
-    yield _connect
-    for signal, receiver, sender in done:
-        signal.disconnect(receiver, sender=sender)
-
-
-@pytest.fixture
 def calls(connect):
     """Senders seen by a sync receiver of ``ping`` and one of ``pong``."""
     seen = []

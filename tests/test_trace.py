@@ -20,20 +20,6 @@ ping = Signal()
 PING = f"{__name__}.ping"
 
 
-@pytest.fixture
-def connect():
-    done = []
-
-    def _connect(signal, receiver, sender=None):
-        signal.connect(receiver, sender=sender, weak=False)
-        done.append((signal, receiver, sender))
-        return receiver
-
-    yield _connect
-    for signal, receiver, sender in done:
-        signal.disconnect(receiver, sender=sender)
-
-
 def on_ping(sender, **kwargs):
     return "pong"
 
