@@ -11,6 +11,8 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Extra pytest arguments for the example shop's tests, run after the three DB runs.
+EXAMPLE_PYTEST_ARGS ?=
 TEST_DBS := sqlite postgres mariadb
 LINT_PATHS := $(wildcard src tests example bench)
 
@@ -56,6 +58,14 @@ test: $(STAMP)
 	  elif grep -q "signaltrail: ALL TESTS SKIPPED" $$log; then summary="$$summary $$db=skipped"; \
 	  else summary="$$summary $$db=ok"; fi; \
 	done; \
+	echo "=== example shop (example/tests, SQLite) ==="; \
+	(cd example && ../$(VENV)/bin/pytest $$color $(EXAMPLE_PYTEST_ARGS)) 2>&1 | tee $$log; \
+	rc=$${PIPESTATUS[0]}; \
+	last=$$(grep -E "^=+ .*(passed|failed|skipped|error).* in [0-9.]+s" $$log | tail -n 1); \
+	passed=$$((passed + $$(n passed))); skipped=$$((skipped + $$(n skipped))); \
+	nfailed=$$((nfailed + $$(n failed) + $$(n error))); \
+	if [ $$rc -ne 0 ]; then summary="$$summary example=FAILED(exit $$rc)"; failed="$$failed example"; \
+	else summary="$$summary example=ok"; fi; \
 	rm -f $$log; \
 	echo "=== make test:$$summary ==="; \
 	echo "total: $$passed passed, $$nfailed failed, $$skipped skipped"; \
@@ -65,12 +75,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check $(LINT_PATHS)
 	$(VENV)/bin/ruff format --check $(LINT_PATHS)
 
-# The example and the benchmarks are written separately; until then these say so.
-demo: $(STAMP)
+# The example shop: its dependency group, its SQLite database, the demo data, then
+# the web server with the background worker and outbox relay (rundemo); Ctrl-C stops all.
+EXAMPLE_STAMP := $(VENV)/.installed-example
+$(EXAMPLE_STAMP): pyproject.toml $(STAMP)
+	$(VENV)/bin/python -m pip install --quiet -e . --group example
+	@touch $@
+
+demo: $(EXAMPLE_STAMP)
 	cd example && ../$(VENV)/bin/python manage.py migrate --no-input
 	cd example && ../$(VENV)/bin/python manage.py load_demo
-	@echo "The shop: http://127.0.0.1:8000/  login: admin / signaltrail-demo  (Ctrl-C stops)"
-	cd example && ../$(VENV)/bin/python manage.py runserver 127.0.0.1:8000
+	@echo "The shop:  http://127.0.0.1:8000/  log in as admin / signaltrail-demo (staff);"
+	@echo "           alice and bob have the same password. Sent emails: http://127.0.0.1:8000/mail/"
+	@echo "Ctrl-C stops the web server and the background worker and relay."
+	cd example && ../$(VENV)/bin/python manage.py rundemo 127.0.0.1:8000
 
 # The bench group: the packages compared with (auditlog, simple-history, pghistory)
 # and matplotlib. Flags for bench/run.py: make bench BENCH_ARGS="--scale 0.1 --db sqlite"

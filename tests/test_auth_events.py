@@ -127,3 +127,15 @@ def test_a_huge_attempted_username_is_truncated():
 
     event = Event.objects.get(action="login_failed")
     assert 0 < len(event.context["username"]) <= 200
+
+
+@pytest.mark.django_db
+def test_logout_through_djangos_logout_view_is_recorded(client, django_user_model):
+    """LogoutView passes request.user, a lazy object, not the user itself."""
+    admin = django_user_model.objects.create_superuser("root", password="pw")
+    client.force_login(admin)
+    response = client.post("/admin/logout/")
+    assert response.status_code == 200
+    event = Event.objects.get(action="logout")
+    assert event.actor == admin
+    assert event.object_pk == str(admin.pk)

@@ -257,3 +257,26 @@ def test_exclude_models_none_does_not_crash_start_up():
 @override_settings(SIGNALTRAIL={"GLOBAL_EXCLUDE": None})
 def test_global_exclude_none_does_not_crash_saves():
     assert TrackOptions(model=Note).fields
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"BACKGROUND": "rq"}, "signaltrail.E008"),
+        ({"TASK_BACKEND": "nope"}, "signaltrail.E009"),
+        ({"TASK_BACKEND": 3}, "signaltrail.E009"),
+    ],
+)
+def test_background_settings_are_checked(settings, value, expected):
+    from django.core.checks import run_checks
+
+    settings.SIGNALTRAIL = value
+    ids = {message.id for message in run_checks()}
+    assert expected in ids
+
+
+def test_default_background_settings_pass(settings):
+    from django.core.checks import run_checks
+
+    settings.SIGNALTRAIL = {"BACKGROUND": "tasks", "TASK_BACKEND": "default"}
+    assert not [m for m in run_checks() if m.id in ("signaltrail.E008", "signaltrail.E009")]

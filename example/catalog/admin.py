@@ -1,39 +1,42 @@
 from django.contrib import admin
-from django.utils.html import format_html_join
+from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
 
 import signaltrail
 
-from .models import Category, Product, Tag
+from .models import Category, Product, ProductImage, ProductView, Tag
+
+
+class ProductImageInline(admin.TabularInline):
+    model = ProductImage
+    extra = 1
 
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
-    list_display = ("name", "category", "price", "stock")
+    list_display = ("name", "category", "price", "limit_per_user", "view_count")
     list_filter = ("category", "tags")
     search_fields = ("name",)
     filter_horizontal = ("tags",)
-    readonly_fields = ("history",)
+    readonly_fields = ("view_count", "history")
+    inlines = [ProductImageInline]
 
     @admin.display(description=_("history"))
-    def history(self, obj: Product) -> str:
+    def history(self, obj):
         if obj.pk is None:
             return "—"
-        rows = (
-            (
-                f"{event.at:%Y-%m-%d %H:%M}",
-                event.actor_label or "—",
-                event.action,
-                "; ".join(
-                    f"{name}: {value[0]} → {value[1]}"
-                    if isinstance(value, list)
-                    else f"{name}: {value}"
-                    for name, value in event.changes.items()
-                ),
-            )
-            for event in signaltrail.history(obj)[:20]
-        )
-        return format_html_join("", "<div>{} · {} · {} · {}</div>", rows) or "—"
+        events = signaltrail.history(obj).select_related("content_type")[:20]
+        return render_to_string("activity/_history.html", {"events": events})
+
+
+@admin.register(ProductView)
+class ProductViewAdmin(admin.ModelAdmin):
+    list_display = ("product", "user", "session_key", "viewed_at")
+    list_select_related = ("product", "user")
+    readonly_fields = ("product", "user", "session_key", "viewed_at")
+
+    def has_add_permission(self, request):
+        return False
 
 
 admin.site.register(Category)

@@ -14,11 +14,13 @@ from .history import as_of, history, record, revert
 from .pause import paused
 from .registry import track
 from .toolkit import muted, on_commit, trace
+from .toolkit.background import in_background
 
 __all__ = [
     "as_of",
     "context",
     "history",
+    "in_background",
     "muted",
     "on_commit",
     "paused",

@@ -1,16 +1,19 @@
-"""The trail in the Django admin: a read-only list and detail page."""
+"""The trail in the Django admin: a read-only list and detail page.
+
+Also the outbox of ``@in_background`` receivers, and its dead letters.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .models import Event
+from .models import CallStatus, DeadLetter, Event, PendingCall
 
 
 @admin.register(Event)
@@ -93,3 +96,100 @@ def _show(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, ensure_ascii=False)
+
+
+# -- background calls (toolkit.background): the outbox and its dead letters ----
+
+
+@admin.register(PendingCall)
+class PendingCallAdmin(admin.ModelAdmin):
+    """The calls of ``@in_background`` receivers that have not succeeded yet.
+
+    Read-only: a call is changed only by the worker and the relay. "Retry"
+    sends dead letters (and stuck pending calls) again with a fresh set of
+    attempts; deleting a call discards it.
+    """
+
+    list_display = (
+        "receiver",
+        "status",
+        "attempts",
+        "model",
+        "object_pk",
+        "created_at",
+        "next_attempt_at",
+        "short_error",
+    )
+    list_filter = ("status", "receiver")
+    search_fields = ("receiver", "model", "object_pk")
+    ordering = ("-id",)
+    show_full_result_count = False
+    actions = ("retry",)
+    fields = (
+        "key",
+        "receiver",
+        "signal",
+        "status",
+        "attempts",
+        "model",
+        "object_pk",
+        "created_at",
+        "next_attempt_at",
+        "payload_table",
+        "error_text",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description=_("last error"))
+    def short_error(self, obj: PendingCall) -> str:
+        lines = obj.last_error.strip().splitlines()
+        return lines[-1][:120] if lines else ""
+
+    @admin.display(description=_("last error"))
+    def error_text(self, obj: PendingCall) -> str:
+        return format_html("<pre>{}</pre>", obj.last_error) if obj.last_error else "—"
+
+    @admin.display(description=_("payload"))
+    def payload_table(self, obj: PendingCall) -> str:
+        payload = obj.payload if isinstance(obj.payload, dict) else {}
+        return format_html(
+            "<table><tbody>{}</tbody></table>",
+            format_html_join(
+                "", "<tr><th>{}</th><td>{}</td></tr>", ((k, _show(v)) for k, v in payload.items())
+            ),
+        )
+
+    @admin.action(description=_("Retry the selected calls"), permissions=("delete",))
+    def retry(self, request: HttpRequest, queryset: Any) -> None:
+        from .toolkit.background.outbox import retry
+
+        n = retry(queryset)
+        skipped = queryset.count() - n
+        self.message_user(
+            request,
+            _("%(n)d call(s) will be sent again.") % {"n": n},
+            messages.SUCCESS if n else messages.WARNING,
+        )
+        if skipped:
+            self.message_user(
+                request,
+                _("%(n)d call(s) skipped: only dead letters and pending calls are retried.")
+                % {"n": skipped},
+                messages.WARNING,
+            )
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(PendingCallAdmin):
+    """The calls that failed every attempt, waiting for someone to retry or discard them."""
+
+    list_filter = ("receiver",)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).filter(status=CallStatus.DEAD)

@@ -278,3 +278,30 @@ def _position(middleware: list[Any], path: str) -> int | None:
         if isinstance(found, type) and issubclass(found, wanted):
             return i
     return None
+
+
+@register(Tags.compatibility)
+def check_background(app_configs: Any = None, **kwargs: Any) -> list[Any]:
+    """Where ``@in_background`` calls go: a bad value would only fail in a worker."""
+    errors: list[Any] = []
+    backend = conf.BACKGROUND
+    if backend not in ("tasks", "celery"):
+        errors.append(
+            Error(
+                f"SIGNALTRAIL['BACKGROUND'] is {backend!r}.",
+                hint="Use 'tasks' (Django's tasks framework) or 'celery'.",
+                id="signaltrail.E008",
+            )
+        )
+    elif backend == "tasks":
+        alias = conf.TASK_BACKEND
+        tasks = getattr(settings, "TASKS", None) or {"default": {}}
+        if not isinstance(alias, str) or alias not in tasks:
+            errors.append(
+                Error(
+                    f"SIGNALTRAIL['TASK_BACKEND'] is {alias!r}, which is not a key of TASKS.",
+                    hint="Known task backends: " + ", ".join(map(repr, tasks)) + ".",
+                    id="signaltrail.E009",
+                )
+            )
+    return errors

@@ -35,6 +35,24 @@ DEFAULTS: dict[str, Any] = {
     # bulk_create): bounds memory, and the queries per batch are constant.
     "BULK_BATCH_SIZE": 2000,
     "TRACE_REQUESTS": False,  # toolkit.tracing.TraceMiddleware: log receivers per request
+    # @in_background receivers (toolkit.background). Where calls are sent:
+    # "tasks" (django.tasks, through the TASK_BACKEND alias of settings.TASKS)
+    # or "celery" (the current Celery app; task name "signaltrail.run_call").
+    "BACKGROUND": "tasks",
+    "TASK_BACKEND": "default",
+    "TASK_QUEUE": "default",
+    # A failing call is retried after RELAY_BACKOFF seconds, then twice as
+    # long each time (at most RELAY_BACKOFF_MAX), and parked as a dead letter
+    # after RELAY_MAX_ATTEMPTS attempts.
+    "RELAY_MAX_ATTEMPTS": 5,
+    "RELAY_BACKOFF": 30,
+    "RELAY_BACKOFF_MAX": 3600,
+    # Seconds the relay leaves a new call to the after-commit hand-over
+    # before sending it itself.
+    "RELAY_GRACE": 5,
+    # Seconds a call may wait in the task queue, or run, before the relay
+    # considers it lost and sends it again (at-least-once delivery).
+    "RELAY_TIMEOUT": 600,
 }
 
 # Models that are never tracked by ALL_MODELS: the trail itself and tables
@@ -42,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
 ALWAYS_EXCLUDED = frozenset(
     {
         "signaltrail.Event",
+        "signaltrail.PendingCall",
         "sessions.Session",
         "contenttypes.ContentType",
         "admin.LogEntry",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.conf import settings
@@ -146,3 +147,62 @@ class Event(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
         raise AppendOnlyError(_("Audit events are append-only: they cannot be deleted."))
+
+
+class CallStatus(models.TextChoices):
+    """Where a call of an ``@in_background`` receiver is (see toolkit.background)."""
+
+    PENDING = "pending", _("pending")  # waiting to be handed to the task backend
+    ENQUEUED = "enqueued", _("enqueued")  # handed over, waiting for a worker
+    RUNNING = "running", _("running")  # a worker is running the receiver
+    DEAD = "dead", _("dead letter")  # failed every attempt; retry it from the admin
+
+
+class PendingCall(models.Model):
+    """A call of an ``@in_background`` receiver that has not succeeded yet (the outbox).
+
+    The row is written in the same transaction as the change that sent the
+    signal, so the call commits (or rolls back) with it, and a process that
+    dies before handing the call to the task backend loses nothing: ``manage.py
+    trail relay`` sends what was left behind. A worker deletes the row once the
+    receiver returned; a duplicate delivery then finds no row and does nothing.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    key = models.UUIDField(_("idempotency key"), unique=True, default=uuid.uuid4, editable=False)
+    receiver = models.CharField(_("receiver"), max_length=255)
+    signal = models.CharField(_("signal"), max_length=255, blank=True, default="")
+    model = models.CharField(_("model"), max_length=255, blank=True, default="")
+    object_pk = models.CharField(_("object id"), max_length=255, blank=True, default="")
+    # {"sender": ..., "changes": {...}, "kwargs": {...}}: see toolkit.background.calls.
+    payload = models.JSONField(_("payload"), default=dict, blank=True)
+    status = models.CharField(
+        _("status"), max_length=16, choices=CallStatus.choices, default=CallStatus.PENDING
+    )
+    attempts = models.PositiveIntegerField(_("attempts"), default=0)
+    created_at = models.DateTimeField(_("created at"))
+    # When the relay next looks at the row: a retry is due, or a call handed
+    # over (or running) since then is presumed lost.
+    next_attempt_at = models.DateTimeField(_("next attempt at"))
+    last_error = models.TextField(_("last error"), blank=True, default="")
+
+    class Meta:
+        verbose_name = _("background call")
+        verbose_name_plural = _("background calls")
+        # The relay's one query: status IN (...) AND next_attempt_at <= now.
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"], name="signaltrail_call_due_idx")
+        ]
+
+    def __str__(self) -> str:
+        what = f" {self.model} #{self.object_pk}" if self.model else ""
+        return f"{self.receiver}{what} ({self.get_status_display()})"
+
+
+class DeadLetter(PendingCall):
+    """The calls that failed every attempt: their own page in the admin."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("dead letter")
+        verbose_name_plural = _("dead letters")

@@ -15,7 +15,8 @@ class Command(BaseCommand):
     help = _(
         "Work with the audit trail. Subcommands: 'verify' checks that no event was "
         "edited, inserted, deleted or reordered outside signaltrail; 'signals' lists "
-        "signals and their receivers."
+        "signals and their receivers; 'relay' sends the calls of @in_background "
+        "receivers that are due."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -64,6 +65,64 @@ class Command(BaseCommand):
             help=_(
                 "Only this signal: a dotted name (django.db.models.signals.post_save) or an "
                 "unambiguous short one (post_save). Repeatable."
+            ),
+        )
+
+        relay = sub.add_parser(
+            "relay",
+            help=_("Send the calls of @in_background receivers that are due (the outbox relay)."),
+            description=_(
+                "Send to the task backend every call of an @in_background receiver that "
+                "is due: calls never handed over (the process died after the commit, or "
+                "the backend was down), failed calls whose retry time came, and calls "
+                "handed over or running for longer than SIGNALTRAIL['RELAY_TIMEOUT'] "
+                "(presumed lost). Delivery is at least once. Runs until stopped by "
+                "Ctrl-C or SIGTERM (it finishes the call it is sending), or with --once "
+                "until nothing is due."
+            ),
+            epilog=_(
+                "Examples: 'trail relay' (a long-running process next to your workers), "
+                "'trail relay --once' (from cron), 'trail relay --once --grace 0' "
+                "(send everything pending now)."
+            ),
+        )
+        relay.add_argument(
+            "--once",
+            action="store_true",
+            help=_("Send everything that is due, then exit."),
+        )
+        relay.add_argument(
+            "--batch",
+            type=int,
+            default=100,
+            metavar="N",
+            help=_("Calls read per query (default: %(default)s)."),
+        )
+        relay.add_argument(
+            "--interval",
+            type=float,
+            default=1.0,
+            metavar="SECONDS",
+            help=_("Seconds to wait between two passes (default: %(default)s)."),
+        )
+        relay.add_argument(
+            "--grace",
+            type=float,
+            default=None,
+            metavar="SECONDS",
+            help=_(
+                "Leave calls younger than this to the after-commit hand-over "
+                "(default: SIGNALTRAIL['RELAY_GRACE'], 5)."
+            ),
+        )
+        relay.add_argument(
+            "--database",
+            action="append",
+            dest="databases",
+            metavar="ALIAS",
+            help=_(
+                "Only this database alias (repeatable; default: every database "
+                "signaltrail is migrated on)."
             ),
         )
 
@@ -123,3 +182,86 @@ class Command(BaseCommand):
             self.stdout.write(signalmap.to_json(infos))
         else:
             signalmap.render(infos, self.stdout._out)  # type: ignore[attr-defined]
+
+    def handle_relay(
+        self,
+        once: bool = False,
+        batch: int = 100,
+        interval: float = 1.0,
+        grace: float | None = None,
+        databases: list[str] | None = None,
+        verbosity: int = 1,
+        **options: Any,
+    ) -> None:
+        import threading
+
+        from signaltrail.toolkit.background import relay
+
+        if batch < 1:
+            raise CommandError(_("--batch must be at least 1, not %(n)s.") % {"n": batch})
+        if interval < 0 or (grace is not None and grace < 0):
+            raise CommandError(_("--interval and --grace cannot be negative."))
+        for alias in databases or ():
+            if alias not in connections:
+                raise CommandError(
+                    _("Unknown database alias %(alias)r. Known: %(known)s.")
+                    % {"alias": alias, "known": ", ".join(connections)}
+                )
+        dbs = databases or relay.databases()
+
+        def out(line: str) -> None:
+            if verbosity > 0:
+                self.stdout.write(line)
+
+        stop = threading.Event()
+        if not once:
+            out(
+                _(
+                    "Relaying background calls of %(dbs)s every %(interval)s s, up to "
+                    "%(batch)d per query. Stop with Ctrl-C or SIGTERM."
+                )
+                % {"dbs": ", ".join(dbs), "interval": interval, "batch": batch}
+            )
+
+        def stopping(name: str) -> None:
+            out(_("%(signal)s: stopping after the call being sent.") % {"signal": name})
+
+        with relay.stop_on_signals(stop, stopping):
+            report = relay.run(
+                dbs, once=once, batch=batch, interval=interval, grace=grace, stop=stop, out=out
+            )
+        summary = _("Relay %(state)s: %(report)s.") % {
+            "state": _("done") if once else _("stopped"),
+            "report": report,
+        }
+        out(self.style.SUCCESS(summary) if not report.errors else self.style.WARNING(summary))
+        if once and verbosity > 0:
+            self._relay_backlog(relay, dbs)
+        if report.errors:
+            raise CommandError(
+                _("Could not read the outbox of: %(dbs)s.") % {"dbs": "; ".join(report.errors)},
+                returncode=1,
+            )
+
+    def _relay_backlog(self, relay: Any, dbs: list[str]) -> None:
+        from django.db import DatabaseError
+
+        for db in dbs:
+            try:
+                counts = relay.counts(db)
+            except DatabaseError:
+                continue
+            if not counts:
+                continue
+            parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            self.stdout.write(_("Outbox of %(db)s: %(parts)s.") % {"db": db, "parts": parts})
+            if counts.get("dead"):
+                self.stdout.write(
+                    self.style.WARNING(
+                        _(
+                            "%(n)d dead letter(s) on %(db)s: retry or discard them in the "
+                            "admin (Signaltrail > Dead letters)."
+                        )
+                        % {"n": counts["dead"], "db": db}
+                    )
+                )

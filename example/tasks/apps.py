@@ -1,0 +1,10 @@
+from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
+
+
+class TasksConfig(AppConfig):
+    name = "tasks"
+    verbose_name = _("Tasks")
+
+    def ready(self) -> None:
+        from . import emails, receivers  # noqa: F401
