@@ -13,13 +13,40 @@ from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 
-from .models import CallStatus, DeadLetter, Event, PendingCall
+from .models import CallStatus, DeadLetter, Event, PendingCall, action_label
+
+
+class ActionFilter(admin.AllValuesFieldListFilter):
+    """The actions in the trail, by their labels in the active language.
+
+    Filters on the stored value (``?action=update``) like the default filter.
+    """
+
+    def choices(self, changelist: Any) -> Any:
+        values = [str(v) for v in self.lookup_choices if v is not None]
+        choices = super().choices(changelist)
+        yield next(choices)  # "All"
+        # Then one choice per non-null value, in lookup_choices' order; with
+        # facets on, its display is "value (count)".
+        for value, choice in zip(values, choices):  # noqa: B905 (choices is longer)
+            display = str(choice["display"])
+            if display.startswith(value):
+                choice["display"] = action_label(value) + display[len(value) :]
+            yield choice
+        yield from choices
 
 
 @admin.register(Event)
 class EventAdmin(admin.ModelAdmin):
-    list_display = ("at", "action", "object_repr", "content_type", "actor_label", "short_changes")
-    list_filter = ("action", "content_type", "at")
+    list_display = (
+        "at",
+        "action_display",
+        "object_repr",
+        "content_type",
+        "actor_label",
+        "short_changes",
+    )
+    list_filter = (("action", ActionFilter), "content_type", "at")
     search_fields = ("object_repr", "object_pk", "actor_label")
     # No date_hierarchy: it runs a DISTINCT date-truncation over the whole table
     # on every page load (slow on a trail of millions of rows), and on MySQL/
@@ -29,7 +56,7 @@ class EventAdmin(admin.ModelAdmin):
     show_full_result_count = False
     fields = (
         "at",
-        "action",
+        "action_display",
         "actor",
         "actor_label",
         "content_type",
@@ -50,6 +77,10 @@ class EventAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("action"), ordering="action")
+    def action_display(self, obj: Event) -> str:
+        return action_label(obj.action)
 
     @admin.display(description=_("changes"))
     def short_changes(self, obj: Event) -> str:

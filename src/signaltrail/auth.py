@@ -35,7 +35,17 @@ def on_logged_in(sender: Any, request: Any = None, user: Any = None, **kwargs: A
         return
     write(
         _alias(),
-        [Entry("login", user._meta.model, user.pk, object_repr(user), {}, _details(request), actor=user)],
+        [
+            Entry(
+                "login",
+                user._meta.model,
+                user.pk,
+                object_repr(user),
+                {},
+                _details(request),
+                actor=user,
+            )
+        ],
     )
 
 
@@ -46,7 +56,13 @@ def on_logged_out(sender: Any, request: Any = None, user: Any = None, **kwargs: 
         _alias(),
         [
             Entry(
-                "logout", user._meta.model, user.pk, object_repr(user), {}, _details(request), actor=user
+                "logout",
+                user._meta.model,
+                user.pk,
+                object_repr(user),
+                {},
+                _details(request),
+                actor=user,
             )
         ],
     )

@@ -8,9 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from .exceptions import AppendOnlyError
+
+# Labels are translated when shown (gettext_lazy), error messages when raised (gettext).
 
 
 class Action(models.TextChoices):
@@ -24,6 +27,19 @@ class Action(models.TextChoices):
     LOGOUT = "logout", _("logout")
     LOGIN_FAILED = "login_failed", _("failed login")
     TRAIL_PAUSED = "trail_paused", _("trail paused")
+
+
+def action_label(action: str) -> str:
+    """How an action reads to people: its label in the active language.
+
+    The stored value stays as it is (it is data, and what queries filter on);
+    a custom action recorded with ``signaltrail.record()`` has no label and
+    reads as its value.
+    """
+    try:
+        return str(Action(action).label)
+    except ValueError:
+        return action
 
 
 class EventQuerySet(models.QuerySet["Event"]):
@@ -49,19 +65,19 @@ class EventQuerySet(models.QuerySet["Event"]):
         # one change allowed, because actor_label keeps who it was.
         if kwargs and all(k in ("actor", "actor_id") and v is None for k, v in kwargs.items()):
             return super().update(**kwargs)
-        raise AppendOnlyError(_("Audit events are append-only: they cannot be updated."))
+        raise AppendOnlyError(gettext("Audit events are append-only: they cannot be updated."))
 
     update.alters_data = True  # type: ignore[attr-defined]
 
     def delete(self) -> Any:
-        raise AppendOnlyError(_("Audit events are append-only: they cannot be deleted."))
+        raise AppendOnlyError(gettext("Audit events are append-only: they cannot be deleted."))
 
     delete.alters_data = True  # type: ignore[attr-defined]
 
     def bulk_update(self, objs: Any, fields: Any, batch_size: int | None = None) -> int:
         # Refused before Django opens its atomic(savepoint=False) block: an
         # error raised inside it would break the caller's transaction.
-        raise AppendOnlyError(_("Audit events are append-only: they cannot be updated."))
+        raise AppendOnlyError(gettext("Audit events are append-only: they cannot be updated."))
 
     bulk_update.alters_data = True  # type: ignore[attr-defined]
 
@@ -136,17 +152,17 @@ class Event(models.Model):
     def __str__(self) -> str:
         who = self.actor_label or _("nobody")
         what = self.object_repr or self.object_pk
-        return f"{self.action} {what} ({who}, {self.at:%Y-%m-%d %H:%M:%S})"
+        return f"{action_label(self.action)} {what} ({who}, {self.at:%Y-%m-%d %H:%M:%S})"
 
     def save(self, *args: Any, **kwargs: Any) -> None:
         # The trail writes events with inserts that bypass save(); a save()
         # here is somebody trying to change or forge one.
         raise AppendOnlyError(
-            _("Audit events are append-only: use signaltrail.record() to add one.")
+            gettext("Audit events are append-only: use signaltrail.record() to add one.")
         )
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
-        raise AppendOnlyError(_("Audit events are append-only: they cannot be deleted."))
+        raise AppendOnlyError(gettext("Audit events are append-only: they cannot be deleted."))
 
 
 class CallStatus(models.TextChoices):

@@ -18,6 +18,7 @@ from typing import IO, Any
 
 from django.dispatch import Signal
 from django.dispatch.dispatcher import NONE_ID
+from django.utils.translation import gettext as _
 
 from ._dispatch import _make_id
 from .naming import (
@@ -92,7 +93,7 @@ def describe(signal: Signal, senders: dict[int, Any] | None = None) -> list[Rece
 def all_signals() -> list[tuple[str, Signal]]:
     """(name, signal) for every Signal bound at module level, deduplicated, sorted."""
     return sorted(
-        ((signal_name(signal), signal) for signal, _ in module_signals().values()),
+        ((signal_name(signal), signal) for signal, _bindings in module_signals().values()),
         key=lambda item: item[0],
     )
 
@@ -106,19 +107,29 @@ def _select(signals: list[tuple[str, Signal]], wanted: list[str]) -> list[tuple[
             hits = [item for item in signals if item[0].rpartition(".")[2] == query]
         if len(hits) > 1:
             raise LookupError(
-                f"Signal name {query!r} is ambiguous; use one of: "
-                + ", ".join(name for name, _ in hits)
+                _("Signal name %(name)r is ambiguous; use one of: %(names)s")
+                % {"name": query, "names": ", ".join(name for name, _signal in hits)}
             )
         if not hits:
-            names = [name for name, _ in signals]
+            names = [name for name, _signal in signals]
             close = difflib.get_close_matches(query, names, n=3, cutoff=0.5)
             close += difflib.get_close_matches(
                 query, [n.rpartition(".")[2] for n in names], n=3, cutoff=0.6
             )
-            hint = f" Did you mean: {', '.join(dict.fromkeys(close))}?" if close else ""
+            if close:
+                raise LookupError(
+                    _(
+                        "No signal named %(name)r in the loaded modules. Did you mean: "
+                        "%(close)s? Run without --signal to list them all."
+                    )
+                    % {"name": query, "close": ", ".join(dict.fromkeys(close))}
+                )
             raise LookupError(
-                f"No signal named {query!r} in the loaded modules.{hint} "
-                "Run without --signal to list them all."
+                _(
+                    "No signal named %(name)r in the loaded modules. "
+                    "Run without --signal to list them all."
+                )
+                % {"name": query}
             )
         chosen[id(hits[0][1])] = hits[0]
     return sorted(chosen.values(), key=lambda item: item[0])
@@ -181,18 +192,20 @@ def render(infos: list[SignalInfo], file: IO[str]) -> None:
             continue
         title = Text.assemble((info.name, "bold"), "  ", (f"({info.cls})", "dim"))
         table = Table(title=title, title_justify="left")
-        table.add_column("receiver", overflow="fold")
-        table.add_column("defined at", overflow="fold")
-        table.add_column("sender", overflow="fold")
-        table.add_column("ref")
-        table.add_column("dispatch_uid", overflow="fold")
+        table.add_column(_("receiver"), overflow="fold")
+        table.add_column(_("defined at"), overflow="fold")
+        table.add_column(_("sender"), overflow="fold")
+        table.add_column(_("reference"))
+        table.add_column("dispatch_uid", overflow="fold")  # the argument's name, as in code
         for r in info.receivers:
             where = f"{_short_path(r.file)}:{r.line}" if r.line else _short_path(r.file)
-            kind = ("weak" if r.weak else "strong") + (", async" if r.is_async else "")
+            kind = _("weak") if r.weak else _("strong")
+            if r.is_async:
+                kind = _("%(reference)s, async") % {"reference": kind}
             uid = "" if r.dispatch_uid is None else str(r.dispatch_uid)
             table.add_row(*(Text(cell) for cell in (r.receiver, where, r.sender, kind, uid)))
         console.print(table)
     if empty:
-        console.print(Text.assemble(("No receivers: ", "bold"), ", ".join(empty)))
+        console.print(Text.assemble((_("No receivers:"), "bold"), " ", ", ".join(empty)))
     if not infos:
-        console.print("No signals found in the loaded modules.")
+        console.print(_("No signals found in the loaded modules."))

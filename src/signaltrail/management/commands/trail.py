@@ -7,17 +7,31 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+# The outbox's backlog by status, for ``trail relay --once``; a status not listed
+# here (a newer one) is shown as stored.
+_BACKLOG = {
+    "pending": gettext_noop("%(n)d pending"),
+    "enqueued": gettext_noop("%(n)d enqueued"),
+    "running": gettext_noop("%(n)d running"),
+    "dead": gettext_noop("%(n)d dead"),
+}
+
 
 class Command(BaseCommand):
-    help = _(
-        "Work with the audit trail. Subcommands: 'verify' checks that no event was "
-        "edited, inserted, deleted or reordered outside signaltrail; 'signals' lists "
-        "signals and their receivers; 'relay' sends the calls of @in_background "
-        "receivers that are due."
-    )
+    # A property, not a class attribute: translated when the parser is built, in
+    # the language active then (argparse cannot format a lazy string).
+    @property
+    def help(self) -> str:  # type: ignore[override]
+        return _(
+            "Work with the audit trail. Subcommands: 'verify' checks that no event was "
+            "edited, inserted, deleted or reordered outside signaltrail; 'signals' lists "
+            "signals and their receivers; 'relay' sends the calls of @in_background "
+            "receivers that are due."
+        )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
@@ -253,14 +267,17 @@ class Command(BaseCommand):
                 continue
             if not counts:
                 continue
-            parts = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            parts = ", ".join(
+                _(_BACKLOG[status]) % {"n": n} if status in _BACKLOG else f"{n} {status}"
+                for status, n in sorted(counts.items())
+            )
             self.stdout.write(_("Outbox of %(db)s: %(parts)s.") % {"db": db, "parts": parts})
             if counts.get("dead"):
                 self.stdout.write(
                     self.style.WARNING(
                         _(
                             "%(n)d dead letter(s) on %(db)s: retry or discard them in the "
-                            "admin (Signaltrail > Dead letters)."
+                            "admin (Audit trail > Dead letters)."
                         )
                         % {"n": counts["dead"], "db": db}
                     )

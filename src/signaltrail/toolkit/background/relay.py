@@ -28,6 +28,7 @@ from typing import Any
 from django.db import DatabaseError, connections, router
 from django.db.models import F
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from . import calls, worker
 
@@ -55,7 +56,12 @@ class Report:
         return bool(self.sent or self.retry or self.dead or self.errors)
 
     def __str__(self) -> str:
-        return f"sent {self.sent}, to retry {self.retry}, dead {self.dead}"
+        # Shown by ``manage.py trail relay``, in the active language.
+        return _("sent %(sent)d, to retry %(retry)d, dead %(dead)d") % {
+            "sent": self.sent,
+            "retry": self.retry,
+            "dead": self.dead,
+        }
 
 
 def databases() -> list[str]:
@@ -168,7 +174,7 @@ def run(
             except DatabaseError as exc:
                 logger.exception("Relay: cannot read the outbox of database %r", db)
                 report.errors.append(f"{db}: {exc}")
-                out(f"error: database {db!r}: {exc}")
+                out(_("error: database %(db)r: %(error)s") % {"db": db, "error": exc})
         total += report
         if report.busy and not once:
             out(f"{timezone.now():%Y-%m-%d %H:%M:%S} {report}")
