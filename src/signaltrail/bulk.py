@@ -20,7 +20,8 @@ from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
-from django.db import models, transaction
+from django.db import connections, models, transaction
+from django.db.models import sql
 from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
 
@@ -28,6 +29,7 @@ from .capture import _same
 from .conf import conf
 from .pause import count_skipped, is_paused
 from .registry import FieldPlan, TrackOptions, registry
+from .serialization import _plain
 from .signals import post_bulk_create, post_bulk_update, pre_bulk_update
 from .snapshot import remember, snapshot
 from .writer import Entry, batched, object_repr, write
@@ -67,15 +69,69 @@ def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _diff(plans: list[FieldPlan], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+# Values _plain (the serializer of most fields) records as they are.
+_AS_IS = frozenset({int, str, bool, type(None)})
+
+# One recorded field, as the per-row loops use it: (name, attname, plan,
+# recorded as is when unmasked and of an _AS_IS type, compared with ==
+# when both values have the same type - any field but a JSONField).
+Spec = tuple[str, str, FieldPlan, bool, bool]
+
+
+def _specs(plans: Sequence[FieldPlan]) -> list[Spec]:
+    return [
+        (
+            p.name,
+            p.attname,
+            p,
+            p.serialize is _plain and not p.masked,
+            not isinstance(p.field, models.JSONField),
+        )
+        for p in plans
+    ]
+
+
+def _diff(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``{name: [old, new]}`` for the fields whose value changed.
+
+    What ``capture._same`` decides, with its common case inlined: two values
+    of the same type (outside a JSONField) are the same when ``==`` says so.
+    """
     changes = {}
-    for plan in plans:
-        if plan.attname not in new:
+    try:
+        for name, attname, plan, as_is, by_eq in specs:
+            if attname not in new:
+                continue
+            previous = old.get(attname)
+            value = new[attname]
+            if by_eq and type(previous) is type(value):
+                if previous == value:
+                    continue
+            else:
+                same, value = _same(plan.field, previous, value)
+                if same:
+                    continue
+            if as_is:
+                changes[name] = [
+                    previous if type(previous) in _AS_IS else plan.record(previous),
+                    value if type(value) in _AS_IS else plan.record(value),
+                ]
+            else:
+                changes[name] = [plan.record(previous), plan.record(value)]
+    except Exception:  # an odd __eq__: _same copes with it
+        return _diff_slowly(specs, old, new)
+    return changes
+
+
+def _diff_slowly(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    changes = {}
+    for name, attname, plan, _, _ in specs:
+        if attname not in new:
             continue
-        previous = old.get(plan.attname)
-        same, value = _same(plan.field, previous, new[plan.attname])
+        previous = old.get(attname)
+        same, value = _same(plan.field, previous, new[attname])
         if not same:
-            changes[plan.name] = [plan.record(previous), plan.record(value)]
+            changes[name] = [plan.record(previous), plan.record(value)]
     return changes
 
 
@@ -102,7 +158,9 @@ def _record(using: str, model: type[models.Model], entries: list[Entry]) -> None
 
 def update(self: QuerySet, **kwargs: Any) -> int:
     opts = _options(self)
-    if opts is None or not kwargs or self.query.is_sliced or self.query.combinator:
+    query = self.query
+    if opts is None or not kwargs or query.is_sliced or query.combinator or query.distinct_fields:
+        # Django refuses these (TypeError), or there is nothing to record.
         return _original["update"](self, **kwargs)
     plans = _plans_for(opts, kwargs)
     if not plans:
@@ -111,9 +169,11 @@ def update(self: QuerySet, **kwargs: Any) -> int:
     using = self.db
     model = self.model
     attnames = [p.attname for p in plans]
+    specs = _specs(plans)
     expressions = any(hasattr(v, "resolve_expression") for v in kwargs.values())
     size = conf.BULK_BATCH_SIZE
     base = model._base_manager.using(using)
+    label = f"{model._meta.object_name} object"
     # A filter across a multi-valued relation repeats rows; Django's UPDATE
     # changes each once (pk IN (subquery)), and so must the trail record it.
     matched = base.filter(pk__in=self.order_by().values("pk")).values_list("pk", *attnames)
@@ -127,26 +187,58 @@ def update(self: QuerySet, **kwargs: Any) -> int:
                 break
             pks = [row[0] for row in rows]
             pre_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
-            total += _original["update"](base.filter(pk__in=pks), **kwargs)
+            returned = None
             if expressions:
-                written = _values(model, using, pks, attnames)
+                # The values written come back with the UPDATE where the
+                # database can return them, else from one SELECT.
+                returned = _update_returning(base.filter(pk__in=pks), kwargs, plans)
+            if returned is not None:
+                total += len(returned)
+                written = {row[0]: dict(zip(attnames, row[1:], strict=True)) for row in returned}
             else:
-                fixed = {p.attname: _plain_value(p, kwargs) for p in plans}
-                written = dict.fromkeys(pks, fixed)
+                total += _original["update"](base.filter(pk__in=pks), **kwargs)
+                if expressions:
+                    written = _values(model, using, pks, attnames)
+                else:
+                    fixed = {p.attname: _plain_value(p, kwargs) for p in plans}
+                    written = dict.fromkeys(pks, fixed)
             entries = []
             for row in rows:
-                old = dict(zip(attnames, row[1:], strict=True))
-                changes = _diff(plans, old, written.get(row[0], {}))
+                new = written.get(row[0])
+                if new is None:
+                    continue
+                changes = _diff(specs, dict(zip(attnames, row[1:], strict=True)), new)
                 if changes:
-                    entries.append(
-                        Entry("update", model, row[0], fallback_repr(model, row[0]), changes)
-                    )
+                    entries.append(Entry("update", model, row[0], f"{label} ({row[0]})", changes))
             _record(using, model, entries)
             post_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
             if len(rows) < size:
                 break
             last = pks[-1]
     return total
+
+
+def _update_returning(
+    qs: QuerySet, kwargs: dict[str, Any], plans: list[FieldPlan]
+) -> list[tuple[Any, ...]] | None:
+    """``qs.update(**kwargs)`` returning ``(pk, *values of plans)`` per row.
+
+    What ``QuerySet.update()`` does, with ``UPDATE ... RETURNING`` (Django's
+    own, as ``save()`` uses it for expressions since 6.0). None, with nothing
+    done, where that isn't possible: the database can't return rows from an
+    UPDATE (MySQL, MariaDB), or a multi-table child's update also writes
+    its parents' tables.
+    """
+    if not connections[qs.db].features.can_return_rows_from_update:
+        return None
+    query = qs.query.chain(sql.UpdateQuery)
+    query.add_update_values(kwargs)
+    if query.related_updates:
+        return None
+    query.clear_select_clause()
+    fields = [qs.model._meta.pk, *(p.field for p in plans)]
+    with transaction.mark_for_rollback_on_error(using=qs.db):
+        return query.get_compiler(qs.db).execute_returning_sql(fields)
 
 
 def _plain_value(plan: FieldPlan, kwargs: dict[str, Any]) -> Any:
@@ -173,6 +265,8 @@ def bulk_update(self: QuerySet, objs: Any, fields: Any, batch_size: int | None =
     using = self.db
     model = self.model
     attnames = [p.attname for p in plans]
+    specs = _specs(plans)
+    limit = conf.REPR_MAX_LENGTH
     size = conf.BULK_BATCH_SIZE
     with transaction.atomic(using=using, savepoint=False):
         # Old values: what each instance was loaded with; one SELECT per
@@ -211,12 +305,12 @@ def bulk_update(self: QuerySet, objs: Any, fields: Any, batch_size: int | None =
                 new = written.get(obj.pk) or {
                     a: obj.__dict__[a] for a in attnames if a in obj.__dict__
                 }
-                changes = _diff(plans, old, new)
+                changes = _diff(specs, old, new)
                 remember(obj, opts, new)
                 if changes:
                     changed.append(obj.pk)
                     entries.append(
-                        Entry("update", model, obj.pk, object_repr(obj, fetch=False), changes)
+                        Entry("update", model, obj.pk, object_repr(obj, False, limit), changes)
                     )
             _record(using, model, entries)
         post_bulk_update.send(
@@ -258,6 +352,9 @@ def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> list[An
                 )
         before: dict[tuple[Any, ...], tuple[Any, dict[str, Any]]] = {}
         update_plans = _plans_for(opts, update_fields) if upsert else []
+        update_specs = _specs(update_plans)
+        specs = _specs(opts.fields)
+        limit = conf.REPR_MAX_LENGTH
         if upsert:
             key_fields = [meta.get_field(name) for name in unique_fields] or [meta.pk]
             before = _existing_by_key(model, using, objs, key_fields, update_plans)
@@ -281,25 +378,28 @@ def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> list[An
                     new = {
                         p.attname: loaded[p.attname] for p in update_plans if p.attname in loaded
                     }
-                    changes = _diff(update_plans, old, new)
+                    changes = _diff(update_specs, old, new)
                     if changes:
                         entries.append(
-                            Entry("update", model, pk, object_repr(obj, fetch=False), changes)
+                            Entry("update", model, pk, object_repr(obj, False, limit), changes)
                         )
                     continue
             if ignore and (obj.pk is None or obj.pk not in inserted_preset):
                 # Not known to be written: with ignore_conflicts Django can't
                 # tell which rows were inserted; see the README.
                 continue
-            values = {p.attname: loaded[p.attname] for p in opts.fields if p.attname in loaded}
+            values = {}
+            changes = {}
+            for name, attname, plan, as_is, _ in specs:
+                if attname in loaded:
+                    value = values[attname] = loaded[attname]
+                    changes[name] = [
+                        None,
+                        value if as_is and type(value) in _AS_IS else plan.record(value),
+                    ]
             remember(obj, opts, values)
             created.append(obj)
-            changes = {
-                p.name: [None, p.record(values[p.attname])]
-                for p in opts.fields
-                if p.attname in values
-            }
-            entries.append(Entry("create", model, obj.pk, object_repr(obj, fetch=False), changes))
+            entries.append(Entry("create", model, obj.pk, object_repr(obj, False, limit), changes))
         for chunk in _batches(entries, size):
             _record(using, model, list(chunk))
         post_bulk_create.send(sender=model, objs=created, using=using)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import threading
 from contextvars import ContextVar
 from typing import Any
 
@@ -24,6 +25,11 @@ from .registry import TrackOptions, registry
 _refreshing: ContextVar[list[models.Model] | None] = ContextVar(
     "signaltrail_refreshing", default=None
 )
+# How many refreshes are in progress, in every thread and task. ``from_db``
+# runs for every row a query loads; while this is 0 (almost always) it skips
+# the ContextVar lookup. Changed under the lock; read without it.
+_refreshes = 0
+_refreshes_lock = threading.Lock()
 
 
 # --------------------------------------------------------------------------
@@ -50,9 +56,14 @@ def snapshot(instance: models.Model) -> dict[str, Any] | None:
 def remember(instance: models.Model, opts: TrackOptions, values: dict[str, Any]) -> None:
     # A new dict, never an update in place: a dict handed out by snapshot()
     # stays what it was.
-    snap = snapshot(instance)
-    values = _copy_mutable(opts, dict(values))
-    instance._state.trail_snapshot = values if snap is None else {**snap, **values}  # type: ignore[attr-defined]
+    state = instance._state.__dict__
+    snap = state.get("trail_snapshot")
+    if snap is not None:
+        snap = snapshot(instance)
+    values = dict(values)
+    if opts.mutable_attnames:
+        _copy_mutable(opts, values)
+    state["trail_snapshot"] = values if snap is None else {**snap, **values}
 
 
 def own_snapshot(instance: models.Model) -> dict[str, Any] | None:
@@ -71,28 +82,63 @@ def own_snapshot(instance: models.Model) -> dict[str, Any] | None:
 
 
 def wrap_from_db(model: type[models.Model]) -> None:
+    """Keep the loaded values of every tracked instance Django builds from a row.
+
+    This runs once per row of every query on the model, so it does the
+    least it can: one dict lookup for the options and one attribute set of a
+    reference to the row Django already has (``values``; mutable values are
+    copied). No ContextVar is read unless a refresh is in progress.
+    """
     for klass in model.__mro__:
         if "from_db" in klass.__dict__:
             original = klass.__dict__["from_db"].__func__
             break
     if getattr(original, "_signaltrail", False):
         return
+    tracked = registry._options.get
 
-    @functools.wraps(original)
-    def from_db(cls: type[models.Model], db: str, field_names: Any, values: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
-        instance = original(cls, db, field_names, values, **kwargs)
-        opts = registry.options_for(cls)
-        if opts is not None:
-            if opts.mutable_attnames:
-                values = [
-                    copy.deepcopy(v) if name in opts.mutable_attnames else v
-                    for name, v in zip(field_names, values, strict=False)
-                ]
-            instance._state.trail_snapshot = (field_names, values)
+    def keep(
+        cls: type[models.Model], instance: models.Model, field_names: Any, values: Any
+    ) -> None:
+        opts = tracked(cls)
+        if opts is None:
+            opts = registry.options_for(cls)  # a proxy; or an untracked subclass
+            if opts is None:
+                return
+        mutable = opts.mutable_attnames
+        if mutable:
+            values = [
+                copy.deepcopy(v) if name in mutable else v
+                for name, v in zip(field_names, values, strict=False)
+            ]
+        instance._state.trail_snapshot = (field_names, values)  # type: ignore[attr-defined]
+        if _refreshes:
             loaded = _refreshing.get()
             if loaded is not None:
                 loaded.append(instance)
-        return instance
+
+    if original is models.Model.from_db.__func__:
+        # Django's own: its signature (no keyword packing), and keep()'s
+        # common case inlined.
+        @functools.wraps(original)
+        def from_db(  # type: ignore[no-untyped-def]
+            cls: type[models.Model], db: str, field_names: Any, values: Any, *, fetch_mode=None
+        ):
+            instance = original(cls, db, field_names, values, fetch_mode=fetch_mode)
+            opts = tracked(cls)
+            if opts is None or opts.mutable_attnames or _refreshes:
+                keep(cls, instance, field_names, values)
+            else:
+                instance._state.trail_snapshot = (field_names, values)  # type: ignore[attr-defined]
+            return instance
+
+    else:
+
+        @functools.wraps(original)
+        def from_db(cls: type[models.Model], db: str, field_names: Any, values: Any, **kwargs: Any):  # type: ignore[no-untyped-def]
+            instance = original(cls, db, field_names, values, **kwargs)
+            keep(cls, instance, field_names, values)
+            return instance
 
     from_db._signaltrail = True  # type: ignore[attr-defined]
     model.from_db = classmethod(from_db)  # type: ignore[assignment, method-assign]
@@ -109,15 +155,20 @@ def wrap_refresh_from_db(model: type[models.Model]) -> None:
         # (``fields``, or the non-deferred ones, or what ``from_queryset``
         # selects). That row's own snapshot is the new baseline for those
         # fields only: the others keep their pending in-memory changes.
+        global _refreshes
         opts = registry.options_for(type(self))
         if opts is None:
             return original(self, *args, **kwargs)
+        with _refreshes_lock:
+            _refreshes += 1
         token = _refreshing.set([])
         try:
             original(self, *args, **kwargs)
             loaded = _refreshing.get()
         finally:
             _refreshing.reset(token)
+            with _refreshes_lock:
+                _refreshes -= 1
         row = next((i for i in loaded or () if isinstance(i, type(self))), None)
         if row is not None:
             remember(self, opts, snapshot(row) or {})

@@ -1,0 +1,409 @@
+"""The fast paths behave exactly as the slow ones they replace.
+
+Writing events skips the ORM (one raw INSERT of prepared values), the canonical
+text and the HMAC have fast implementations, the newest hash is remembered
+within a transaction, ``QuerySet.update()`` reads the values it wrote from
+``UPDATE ... RETURNING`` and ``object_repr`` copies instances directly. Each
+test here pins one of those to the behaviour it must keep: the same bytes,
+the same stored values, an intact chain, the same events.
+"""
+
+import copy
+import datetime
+import decimal
+import enum
+import itertools
+import json
+import random
+import threading
+import uuid
+
+import pytest
+from django.core.management import call_command
+from django.db import connection, connections, transaction
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+from django.utils.crypto import salted_hmac
+from django.utils.safestring import mark_safe
+
+import signaltrail
+from signaltrail import integrity, writer
+from signaltrail.models import Event
+from tests.testapp.models import Category, Place, Product, Restaurant
+
+EVENTS = Event._meta.db_table
+
+
+def reference_canonical(**fields):
+    """The canonical text as the reference encoder builds it, token by token."""
+    out = []
+    at = fields["at"]
+    if at.tzinfo is not None:
+        at = at.astimezone(datetime.UTC)
+    integrity._canon(
+        [
+            at.strftime("%Y-%m-%dT%H:%M:%S.%f"),
+            fields["action"],
+            fields["actor_label"],
+            fields["content_type_id"],
+            fields["object_pk"],
+            fields["object_repr"],
+            fields["changes"],
+            fields["context"],
+            fields["prev_hash"],
+        ],
+        out,
+    )
+    return "".join(out)
+
+
+class Level(enum.IntEnum):
+    HIGH = 30
+
+
+SCALARS = [
+    None,
+    True,
+    False,
+    0,
+    7,
+    10,
+    -120,
+    2**63,
+    10**27 - 1,
+    10**27,
+    12345678901234567890123456789012,
+    0.1,
+    -0.0,
+    1e16,
+    1e-7,
+    decimal.Decimal("1.50"),
+    decimal.Decimal("-0.0"),
+    "",
+    "plain",
+    'quote " and \\ backslash',
+    "non-ASCII: ü ✓ \u2028 \U0001f600",
+    mark_safe("<b>safe</b>"),
+    Level.HIGH,
+    uuid.UUID(int=5),
+    datetime.date(2030, 1, 2),
+]
+
+
+def random_value(rnd, depth=0):
+    roll = rnd.random()
+    if depth > 3 or roll < 0.5:
+        return rnd.choice(SCALARS)
+    if roll < 0.75:
+        return [random_value(rnd, depth + 1) for _ in range(rnd.randrange(4))]
+    if roll < 0.8:
+        return tuple(random_value(rnd, depth + 1) for _ in range(rnd.randrange(3)))
+    return {
+        rnd.choice(["a", "b", "price", "ü", "id"]): random_value(rnd, depth + 1)
+        for _ in range(rnd.randrange(5))
+    }
+
+
+def test_the_fast_canonical_text_is_the_reference_byte_for_byte():
+    """Existing rows were hashed with the reference encoder: the fast one must
+    give the same bytes for every value, or verify would flag them all."""
+    rnd = random.Random(20261122)
+    for _ in range(5000):
+        value = random_value(rnd)
+        assert integrity.encode(value) == integrity._slow(value), value
+        fields = {
+            "at": datetime.datetime(
+                rnd.choice([999, 2026]), 11, 22, 3, 4, 5, rnd.choice([0, 7]), tzinfo=datetime.UTC
+            ),
+            "action": rnd.choice(["create", "update", mark_safe("custom")]),
+            "actor_label": rnd.choice(["", "alice", "ü"]),
+            "content_type_id": rnd.choice([None, 7, 10, 120]),
+            "object_pk": rnd.choice(["", "1", "10", str(uuid.UUID(int=3))]),
+            "object_repr": rnd.choice(["", "Lamp ✓", '"quoted"']),
+            "changes": {"field": [random_value(rnd), random_value(rnd)]},
+            "context": value if isinstance(value, dict) else {"v": value},
+            "prev_hash": rnd.choice(["", "ab" * 32]),
+        }
+        assert integrity.canonical(**fields) == reference_canonical(**fields)
+
+
+def test_a_timestamp_in_another_time_zone_is_canonicalized_in_utc():
+    paris = datetime.timezone(datetime.timedelta(hours=1))
+    local = datetime.datetime(2030, 1, 1, 13, 0, 0, 5, tzinfo=paris)
+    naive_utc = datetime.datetime(2030, 1, 1, 12, 0, 0, 5)
+    assert integrity.timestamp_text(local) == '"2030-01-01T12:00:00.000005"'
+    assert integrity.timestamp_text(naive_utc) == '"2030-01-01T12:00:00.000005"'
+
+
+def test_encode_changes_gives_the_canonical_text_and_exactly_json_dumps():
+    rnd = random.Random(7)
+    plain = [None, 0, 10, -3, 2**70, "", "x", 'ü " \\', mark_safe("s")]
+    other = [True, 1.5, decimal.Decimal("1"), [1], {"k": 1}, (1, 2)]
+    for _ in range(3000):
+        changes = {
+            rnd.choice(["name", "price", "ü", "a"]): [
+                rnd.choice(plain + other * (rnd.random() < 0.2)),
+                rnd.choice(plain),
+            ]
+            for _ in range(rnd.randrange(6))
+        }
+        canonical, stored = integrity.encode_changes(changes)
+        assert canonical == integrity._slow(changes)
+        if stored is not None:
+            assert stored == json.dumps(changes)
+
+
+@pytest.mark.parametrize("secret", ["s3cret", b"bytes-secret", "ünïcode"])
+def test_the_hmac_is_djangos_salted_hmac(secret):
+    text = integrity.canonical(
+        at=datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC),
+        action="create",
+        actor_label="ü",
+        content_type_id=3,
+        object_pk="1",
+        object_repr="x",
+        changes={"a": [None, 1]},
+        context={},
+        prev_hash="",
+    )
+    expected = salted_hmac(integrity.KEY_SALT, text, secret=secret, algorithm="sha256")
+    assert integrity.compute_hash(text, secret) == expected.hexdigest()
+
+
+def test_the_hmac_follows_a_changed_secret_key(settings):
+    before = integrity.compute_hash("text")
+    settings.SECRET_KEY = "another-secret-key-for-this-test-only"
+    expected = salted_hmac(integrity.KEY_SALT, "text", algorithm="sha256").hexdigest()
+    assert integrity.compute_hash("text") == expected != before
+
+
+# -- what the raw INSERT stores ------------------------------------------------------
+
+
+def raw_columns(event_id, *columns):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {', '.join(columns)} FROM {EVENTS} WHERE id = %s",
+            [event_id],
+        )
+        return cursor.fetchone()
+
+
+@pytest.mark.django_db
+def test_the_raw_insert_stores_what_the_orm_stores(monkeypatch):
+    """A create is written by the raw INSERT, a record() through bulk_create
+    (it returns the instance): at the same moment, with the same changes
+    and context, both rows must hold the same column values."""
+    moment = datetime.datetime(2030, 5, 6, 7, 8, 9, 123456, tzinfo=datetime.UTC)
+    monkeypatch.setattr(timezone, "now", lambda: moment)
+    with signaltrail.context(actor="cron", reason="ü ✓", n=10):
+        product = Product.objects.create(name='Lamp "ü"', price="10.50", stock=100)
+        raw = Event.objects.for_object(product).get(action="create")
+        orm = signaltrail.record("checked", product)
+    assert orm.pk is not None and orm.pk > raw.pk
+    columns = ("at", "actor_id", "actor_label", "content_type_id", "object_pk", "object_repr")
+    assert raw_columns(raw.pk, *columns) == raw_columns(orm.pk, *columns)
+    stored_changes, stored_context = raw_columns(raw.pk, "changes", "context")
+    _, orm_context = raw_columns(orm.pk, "changes", "context")
+    assert stored_context == orm_context
+    if connection.vendor != "postgresql":  # jsonb keeps values, not the text
+        assert stored_changes == json.dumps(raw.changes)
+        assert stored_context == json.dumps(raw.context)
+    assert raw.changes["stock"] == [None, 100]
+    assert raw.context == {"reason": "ü ✓", "n": 10}
+    assert raw.actor_label == "cron" and raw.at == moment
+
+
+@pytest.mark.django_db
+def test_many_events_in_one_call_keep_the_chain_in_id_order():
+    products = Product.objects.bulk_create([Product(name=f"p{i}") for i in range(250)])
+    created = list(Event.objects.filter(action="create").order_by("id"))
+    assert [e.object_pk for e in created] == [str(p.pk) for p in products]
+    for before, after in itertools.pairwise(created):
+        assert after.prev_hash == before.hash
+    out = call_verify()
+    assert "intact" in out
+
+
+@pytest.mark.django_db
+def test_sqlite_splits_the_insert_at_its_variable_limit():
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite's variable limit")
+    import sqlite3
+
+    raw = connection.connection
+    limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+    raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 11 * 4)  # 4 events per INSERT
+    try:
+        Category.objects.create(name="warm")  # the newest hash is then known
+        with CaptureQueriesContext(connection) as ctx:
+            Product.objects.bulk_create([Product(name=f"p{i}") for i in range(10)])
+    finally:
+        raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, limit)
+    inserts = [q for q in ctx.captured_queries if f'INTO "{EVENTS}"' in q["sql"]]
+    assert len(inserts) == 3  # 4 + 4 + 2 events
+    assert "intact" in call_verify()
+
+
+def call_verify():
+    from io import StringIO
+
+    out = StringIO()
+    call_command("trail", "verify", "--no-progress", stdout=out)
+    return out.getvalue()
+
+
+# -- the newest hash, remembered within a transaction ----------------------------------
+
+
+def hash_selects(ctx):
+    return [
+        q["sql"]
+        for q in ctx.captured_queries
+        if q["sql"].lstrip().upper().startswith("SELECT") and EVENTS in q["sql"]
+    ]
+
+
+@pytest.mark.django_db
+def test_only_the_first_event_of_a_transaction_selects_the_newest_hash():
+    with CaptureQueriesContext(connection) as first:
+        Product.objects.create(name="a")
+    with CaptureQueriesContext(connection) as later:
+        Product.objects.create(name="b")
+        Product.objects.filter(name="b").update(stock=F("stock") + 1)
+        signaltrail.record("noted")
+    assert len(hash_selects(first)) == 1
+    assert hash_selects(later) == []
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_savepoint_makes_the_next_event_select_again():
+    """The events written inside the savepoint are gone: the next event must
+    chain to what is really the newest, not to the last one written."""
+    Product.objects.create(name="kept")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Product.objects.create(name="rolled back")
+        raise RuntimeError
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="after")
+    assert len(hash_selects(ctx)) == 1
+    sid = transaction.savepoint_create()
+    Product.objects.create(name="rolled back too")
+    transaction.savepoint_rollback(sid)
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="last")
+    assert len(hash_selects(ctx)) == 1
+    assert Event.objects.filter(action="create").count() == 3
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db
+def test_a_released_savepoint_keeps_the_newest_hash():
+    Product.objects.create(name="a")
+    with transaction.atomic():
+        Product.objects.create(name="b")
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="c")
+    assert hash_selects(ctx) == []
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_autocommit_save_chains_to_what_others_committed_since():
+    """Each autocommit save is a transaction of its own: its event must chain
+    to the newest committed event, here one another thread (another
+    connection, as another process would) wrote after this connection's last."""
+    Product.objects.create(name="a")
+
+    def elsewhere():
+        try:
+            signaltrail.record("elsewhere")
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="b")
+    assert len(hash_selects(ctx)) == 1
+    other = Event.objects.get(action="elsewhere")
+    last = Event.objects.filter(action="create").order_by("-id").first()
+    assert last.object_repr.startswith("b")
+    assert last.prev_hash == other.hash
+    assert "intact" in call_verify()
+
+
+# -- QuerySet.update() with UPDATE ... RETURNING -------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_expression_update_records_the_values_written():
+    products = Product.objects.bulk_create(
+        [Product(name=f"p{i}", stock=i, price=decimal.Decimal("1.10")) for i in range(4)]
+    )
+    count = Product.objects.filter(stock__gte=1).update(
+        stock=F("stock") * 10, price=F("price") + decimal.Decimal("0.05")
+    )
+    assert count == 3
+    updates = {e.object_pk: e.changes for e in Event.objects.filter(action="update")}
+    assert updates == {
+        str(p.pk): {"stock": [p.stock, p.stock * 10], "price": ["1.10", "1.15"]}
+        for p in products[1:]
+    }
+
+
+@pytest.mark.django_db
+def test_an_expression_update_of_a_parents_field_is_recorded():
+    """A multi-table child's update also writes its parent's table, which
+    UPDATE ... RETURNING can't do: Django's own update, then a SELECT."""
+    restaurant = Restaurant.objects.create(name="Luigi", serves_pizza=False)
+    count = Restaurant.objects.filter(pk=restaurant.pk).update(name=F("name"), serves_pizza=True)
+    assert count == 1
+    event = Event.objects.for_object(restaurant).get(action="update")
+    assert event.changes == {"serves_pizza": [False, True]}
+    assert Place.objects.get(pk=restaurant.pk).name == "Luigi"
+
+
+@pytest.mark.django_db
+def test_an_update_after_distinct_on_fields_is_refused_as_django_does():
+    """Django raises TypeError for ``distinct(*fields).update()``; the tracked
+    path must not update (and record) the rows instead."""
+    if not connection.features.can_distinct_on_fields:
+        pytest.skip("DISTINCT ON is PostgreSQL's")
+    Product.objects.create(name="a", stock=1)
+    with pytest.raises(TypeError, match="distinct"):
+        Product.objects.distinct("name").update(stock=2)
+    assert Product.objects.get().stock == 1
+    assert not Event.objects.filter(action="update").exists()
+
+
+# -- object_repr's copy ------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_object_repr_runs_str_on_a_copy_like_copy_copy(monkeypatch):
+    category = Category.objects.create(name="Tools")
+    product = Product.objects.select_related("category").get(
+        pk=Product.objects.create(name="Saw", category=category).pk
+    )
+
+    def remembering_str(self):
+        self.rendered = True  # a __str__ with a side effect on its instance
+        return f"{self.name} ({self.category.name})"
+
+    monkeypatch.setattr(Product, "__str__", remembering_str)
+    assert writer.object_repr(product) == "Saw (Tools)"
+    assert "rendered" not in product.__dict__
+
+    ours, theirs = writer._copy(product), copy.copy(product)
+    theirs_dict = {k: v for k, v in theirs.__dict__.items() if k != "_django_version"}
+    assert ours.__dict__.keys() == theirs_dict.keys()
+    assert {k: v for k, v in ours.__dict__.items() if k != "_state"} == {
+        k: v for k, v in theirs_dict.items() if k != "_state"
+    }
+    assert ours._state.__dict__ == theirs._state.__dict__
+    assert ours._state.fields_cache is not product._state.fields_cache
+    assert ours._state is not product._state
