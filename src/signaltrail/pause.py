@@ -15,6 +15,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.db import DEFAULT_DB_ALIAS, models, router
 
 
@@ -44,7 +45,9 @@ def count_skipped(model: type[models.Model], n: int = 1, using: str | None = Non
 class paused:
     """Skip recording inside the block; record one ``trail_paused`` event on exit.
 
-    ``with signaltrail.paused(reason="fixture load"):`` or as a decorator.
+    ``with signaltrail.paused(reason="fixture load"):``, ``async with`` in
+    async code (the event is then written from a thread), or as a decorator
+    of sync and async functions.
     The event's ``changes`` are ``{"skipped": {"app.Model": n}}`` and its
     context carries ``reason``.
     """
@@ -58,15 +61,33 @@ class paused:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        skipped = self._leave()
+        if skipped is not None:
+            self._record(skipped, failing=exc_type is not None)
+
+    async def __aenter__(self) -> paused:
+        return self.__enter__()
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        # In async code the trail_paused event is written from a thread, as
+        # any ORM write must be.
+        skipped = self._leave()
+        if skipped is not None:
+            await sync_to_async(self._record)(skipped, failing=exc_type is not None)
+
+    def _leave(self) -> Counter[tuple[str, str]] | None:
+        """End this block in the current thread/task; return what it skipped."""
         # The frames live in this thread's/task's own Context, not on self:
         # one paused() object may be entered by several workers at once.
         frame = _frame.get()
         while frame is not None and frame.owner is not self:
             frame = frame.parent
         if frame is None:
-            return
+            return None
         _frame.set(frame.parent)
-        counter = frame.skipped
+        return frame.skipped
+
+    def _record(self, counter: Counter[tuple[str, str]], failing: bool) -> None:
         from .writer import Entry, write
 
         by_alias: dict[str, dict[str, int]] = {}
@@ -87,7 +108,7 @@ class paused:
                     ],
                 )
         except Exception:
-            if exc_type is None:
+            if not failing:
                 raise
             # Don't hide the error that ended the block (its transaction
             # may be unusable); that error is what the caller must see.
@@ -102,7 +123,7 @@ class paused:
 
             @functools.wraps(func)
             async def async_inner(*args: Any, **kwargs: Any) -> Any:
-                with paused(self.reason, **self.details):
+                async with paused(self.reason, **self.details):
                     return await func(*args, **kwargs)
 
             return async_inner
