@@ -6,7 +6,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from spec import WORKLOADS
+from spec import MICRO_BATCH, WORKLOADS
 
 X = "\u00d7"  # the multiplication sign of "1.15x"
 NOISY = 0.3  # repetitions further apart than this (relative to the median) are flagged
@@ -21,7 +21,9 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
     median = statistics.median(seconds)
     rows = reps[0]["rows"]
     events = statistics.median(r["events"] for r in reps)
+    extra = {"micro": summarize_micro([r["micro"] for r in reps])} if "micro" in reps[0] else {}
     return {
+        **extra,
         "median_s": median,
         "per_op_s": median / reps[0]["ops"],
         "ops": reps[0]["ops"],
@@ -32,6 +34,33 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
         # (slowest - fastest) / median: how far apart the repetitions were.
         "spread": (max(seconds) - min(seconds)) / median if median else 0.0,
     }
+
+
+def summarize_micro(runs: list[dict[str, dict[str, list[float]]]]) -> dict[str, Any]:
+    """Pool the batches of every repetition: operation -> medians and ratio.
+
+    Each batch is ns per operation; batch i of "never" and of "off" ran back to
+    back, so the ratio is the median of those pairs' ratios (a slow moment of
+    the machine hits both halves of a pair), and the ns are the plain medians.
+    """
+    out: dict[str, Any] = {}
+    for op in runs[0]:
+        never = [x for run in runs for x in run[op]["never"]]
+        off = [x for run in runs for x in run[op]["off"]]
+        out[op] = {
+            "never_ns": statistics.median(never),
+            "off_ns": statistics.median(off),
+            "ratio": statistics.median(o / n for o, n in zip(off, never, strict=True)),
+            "pairs": len(never),
+            "batch": MICRO_BATCH[op],
+        }
+    return out
+
+
+MICRO_LABELS = {
+    "send": "`Signal.send()` of a custom signal, 5 receivers",
+    "save": "`save()` of an untracked model (in one transaction)",
+}
 
 
 def add_ratios(table: dict[str, dict[str, Any]]) -> None:
@@ -89,12 +118,14 @@ def markdown(run: dict[str, Any]) -> str:
     ]
     for db, result in run["databases"].items():
         contenders = result["contenders"]
-        lines += ["", f"## {db}: {result['note']}", ""]
-        lines.append("| workload | size | " + " | ".join(contenders) + " |")
-        lines.append("|---|---|" + "---|" * len(contenders))
-        for name, per in result["workloads"].items():
-            if WORKLOADS[name].kind == "query":
-                continue
+        lines += ["", f"## {db}: {result['note']}"]
+        compared = [n for n in result["workloads"] if not WORKLOADS[n].signaltrail_only]
+        if compared:
+            lines.append("")
+            lines.append("| workload | size | " + " | ".join(contenders) + " |")
+            lines.append("|---|---|" + "---|" * len(contenders))
+        for name in compared:
+            per = result["workloads"][name]
             cells = [_cell(per.get(c)) for c in contenders]
             lines.append(
                 f"| {WORKLOADS[name].label} | {_size(name, meta['sizes'])} | "
@@ -109,11 +140,34 @@ def markdown(run: dict[str, Any]) -> str:
                 value = fmt_time(s["per_op_s"]) if "per_op_s" in s else s.get("error", "-")
                 size = _size(name, meta["sizes"])
                 lines.append(f"| {WORKLOADS[name].label} | {size} | {value} |")
+        lines += _micro_lines(db, result)
     if run["skipped"]:
         lines += ["", "Not run:"]
         lines += [f"- {s['contender']} on {s['db']}: {s['reason']}" for s in run["skipped"]]
     lines += ["", "## Targets", "", "```", *target_lines(run["targets"]), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _micro_lines(db: str, result: dict[str, Any]) -> list[str]:
+    summary = result["workloads"].get("trace_off", {}).get("signaltrail")
+    if summary is None:
+        return []
+    if "error" in summary:
+        return ["", f"Tracing off: error: {summary['error']}"]
+    lines = [
+        "",
+        f"### {db}: tracing off costs (signaltrail's dispatch hook installed, no "
+        "`trace()`/`muted()` block open, vs never installed; same process, alternating)",
+        "",
+        "| operation | never installed | installed, off | ratio (median of pairs) |",
+        "|---|---|---|---|",
+    ]
+    for op, m in summary["micro"].items():
+        lines.append(
+            f"| {MICRO_LABELS.get(op, op)} | {m['never_ns']:,.0f} ns | {m['off_ns']:,.0f} ns | "
+            f"**{m['ratio']:.3f}{X}** ({m['pairs']} pairs of {m['batch']} ops) |"
+        )
+    return lines
 
 
 # -- targets --------------------------------------------------------------------------
@@ -179,6 +233,11 @@ def _db_targets(db: str, wl: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                           captured("qs_update"),
                           noise(("qs_update", "signaltrail"), (workload, other))))  # fmt: skip
     ratio_target("read", 1.05, "read N rows")
+    micro = wl.get("trace_off", {}).get("signaltrail", {}).get("micro", {})
+    for op, label in (("send", "Signal.send()"), ("save", "untracked save()")):
+        ratio = micro.get(op, {}).get("ratio")
+        out.append(_check(db, f"tracing off ≤ 1.02{X} never installed: {label}",
+                          ratio, 1.02, X, None))  # fmt: skip
     for workload in (w for w in wl if WORKLOADS[w].write):
         st, al = get(workload, "signaltrail", "ratio"), get(workload, "auditlog", "ratio")
         value, note = None, ""
@@ -221,7 +280,7 @@ def chart(run: dict[str, Any], path: Path) -> str | None:
         return "no database was measured"
     fig, axes = plt.subplots(len(dbs), 1, figsize=(12, 4.5 * len(dbs)), squeeze=False)
     for ax, (db, result) in zip(axes[:, 0], dbs, strict=True):
-        names = [n for n in result["workloads"] if WORKLOADS[n].kind != "query"]
+        names = [n for n in result["workloads"] if not WORKLOADS[n].signaltrail_only]
         contenders = [c for c in result["contenders"] if c != "none"]
         width = 0.8 / max(1, len(contenders))
         for i, contender in enumerate(contenders):

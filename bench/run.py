@@ -164,7 +164,9 @@ def run_database(
     try:
         for name in runnable:
             mine[name] = [
-                w for w in args.workloads if name == "signaltrail" or WORKLOADS[w].kind != "query"
+                w
+                for w in args.workloads
+                if name == "signaltrail" or not WORKLOADS[w].signaltrail_only
             ]
             trail = name == "signaltrail" and any(WORKLOADS[w].kind == "query" for w in mine[name])
             task = progress.add_task(

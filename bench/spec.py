@@ -75,13 +75,19 @@ class Workload:
 
     ``kind`` says what one timed "op" is: "single" ops are repeated ``ops``
     times and reported per op; a "bulk" op is one call over ``rows`` rows;
-    "query" workloads read the seeded event table (signaltrail only).
+    "query" workloads read the seeded event table (signaltrail only);
+    "micro" workloads compare two variants inside one signaltrail worker,
+    alternately, ``pairs`` times (their own table and targets).
     """
 
     name: str
     label: str
     kind: str
     write: bool
+
+    @property
+    def signaltrail_only(self) -> bool:
+        return self.kind in ("query", "micro")
 
 
 WORKLOADS = {
@@ -98,12 +104,23 @@ WORKLOADS = {
         Workload("read", "list(qs) of N rows", "bulk", False),
         Workload("event_history", "history(obj) on the seeded trail", "query", False),
         Workload("event_latest", "newest 50 events of one model", "query", False),
+        Workload(
+            "trace_off",
+            "tracing off: dispatch hook installed vs never installed",
+            "micro",
+            False,
+        ),
     )
 }
 
 # Sizes at --scale 1, and the least any scale may shrink them to.
-BASE_SIZES = {"ops": 1000, "rows": 10_000, "events": 1_000_000, "queries": 500}
-MIN_SIZES = {"ops": 1, "rows": 10, "events": 1000, "queries": 1}
+# "pairs": alternations of the two variants of a "micro" workload (each one a
+# batch of MICRO_BATCH operations per variant).
+BASE_SIZES = {"ops": 1000, "rows": 10_000, "events": 1_000_000, "queries": 500, "pairs": 200}
+MIN_SIZES = {"ops": 1, "rows": 10, "events": 1000, "queries": 1, "pairs": 3}
+# Operations per timed batch of a micro workload: long enough for the clock, short
+# enough that a busy moment of the machine rarely spans a whole batch.
+MICRO_BATCH = {"send": 1000, "save": 50}
 
 
 def sizes(scale: float, events: int | None = None) -> dict[str, int]:

@@ -159,6 +159,7 @@ def setup(contender: str, sizes: dict[str, int], workloads: list[str]) -> Any:
             "ops": min(sizes["ops"], 5),
             "rows": min(sizes["rows"], 50),
             "queries": min(sizes["queries"], 5),
+            "pairs": min(sizes["pairs"], 3),
         },
     )
     for name in workloads:

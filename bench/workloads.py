@@ -20,6 +20,8 @@ from benchproject.benchapp.models import Category, Product, Tag
 from django.apps import apps
 from django.db import connections, transaction
 from django.db.models import F
+from django.dispatch import Signal
+from spec import MICRO_BATCH
 
 PRICE = Decimal("19.99")
 
@@ -109,7 +111,13 @@ class Bench:
         seconds = time.perf_counter() - start
         events = self.count_events() - before
         ops = self.sizes[unit] if unit != "rows" else 1
-        return {"seconds": seconds, "ops": ops, "rows": rows, "events": events}
+        micro = None
+        if isinstance(rows, dict):  # a micro workload: its samples, timed by itself
+            micro, rows = rows, 0
+        result = {"seconds": seconds, "ops": ops, "rows": rows, "events": events}
+        if micro is not None:
+            result["micro"] = micro
+        return result
 
 
 # -- single operations (ops of them, each in autocommit unless said) ------------
@@ -242,6 +250,95 @@ def run_event_latest(b: Bench, state: Any) -> int:
     return n
 
 
+# -- tracing off (signaltrail only): the dispatch hook's cost outside any block ----
+#
+# trace() and muted() hook Signal._live_receivers the first time a block is
+# entered, for the rest of the process. This measures what that costs every
+# later dispatch made outside any block, against the same process with Django's
+# own method put back (exactly the state before the hook was ever installed):
+# both variants alternate batch by batch, in one process, so they share the
+# machine's every slow moment. Saves run in one transaction, as commits (an
+# fsync each) would bury a difference of nanoseconds.
+
+bench_signal = Signal()
+
+
+def _receiver_1(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _receiver_2(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _receiver_3(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _receiver_4(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+def _receiver_5(sender: Any, **kwargs: Any) -> None:
+    return None
+
+
+for _receiver in (_receiver_1, _receiver_2, _receiver_3, _receiver_4, _receiver_5):
+    bench_signal.connect(_receiver)
+
+
+class _Sender:
+    pass
+
+
+def _sends(n: int, category: Category) -> None:
+    send = bench_signal.send
+    for _ in range(n):
+        send(sender=_Sender, value=1)
+
+
+def _saves(n: int, category: Category) -> None:
+    for _ in range(n):
+        category.save()
+
+
+def prep_trace_off(b: Bench) -> tuple[Any, Any, Category]:
+    from signaltrail import trace
+
+    with trace():  # installs the hook, as a project's first trace()/muted() block does
+        pass
+    hooked = Signal.__dict__["_live_receivers"]
+    original = hooked._signaltrail_original  # Django's own method
+    if len(bench_signal.send(sender=_Sender)) != 5:
+        raise RuntimeError("the bench signal should have 5 receivers")
+    return hooked, original, b.categories[0]  # Category: not tracked by signaltrail
+
+
+def run_trace_off(b: Bench, state: tuple[Any, Any, Category]) -> dict[str, Any]:
+    """ns per operation of each batch, per variant; index i of both lists is one pair."""
+    hooked, original, category = state
+    variants = {"never": original, "off": hooked}
+    samples: dict[str, dict[str, list[float]]] = {}
+    try:
+        for op, step in (("send", _sends), ("save", _saves)):
+            n = MICRO_BATCH[op]
+            per = samples[op] = {"never": [], "off": []}
+            with transaction.atomic():
+                step(n, category)  # warm: caches, the connection, the statement
+                for i in range(b.sizes["pairs"]):
+                    # Alternate which variant goes first, so neither always runs
+                    # right after a (cache-warming) batch of the other.
+                    for variant in ("never", "off") if i % 2 == 0 else ("off", "never"):
+                        Signal._live_receivers = variants[variant]
+                        start = time.perf_counter_ns()
+                        step(n, category)
+                        per[variant].append((time.perf_counter_ns() - start) / n)
+                    Signal._live_receivers = hooked
+    finally:
+        Signal._live_receivers = hooked
+    return samples
+
+
 Step = Callable[[Bench], Any]
 # name -> (prepare, run, unit of "ops": "ops", "rows" (one call) or "queries")
 WORKLOADS: dict[str, tuple[Step, Callable[[Bench, Any], int], str]] = {
@@ -256,4 +353,5 @@ WORKLOADS: dict[str, tuple[Step, Callable[[Bench, Any], int], str]] = {
     "read": (prep_rows, run_read, "rows"),
     "event_history": (prep_trail_objects, run_event_history, "queries"),
     "event_latest": (prep_none, run_event_latest, "queries"),
+    "trace_off": (prep_trace_off, run_trace_off, "pairs"),
 }

@@ -10,6 +10,7 @@ Two aliases, "default" and "other", point to two databases of the same engine:
 tests use "other" to prove that events are written to the alias of the change.
 """
 
+import importlib.util
 import os
 import secrets
 
@@ -41,6 +42,15 @@ INSTALLED_APPS = [
     "tests.testapp",
     "tests.bookshop",
 ]
+
+# The Debug Toolbar panel (tests/test_debug_toolbar.py), when the optional package
+# is installed. Only that panel is configured (no other panel instruments anything at
+# start-up), and the toolbar's middleware is not in MIDDLEWARE: only those tests add
+# it, so no other test's requests see the toolbar.
+if importlib.util.find_spec("debug_toolbar") is not None:
+    INSTALLED_APPS.append("debug_toolbar")
+    DEBUG_TOOLBAR_PANELS = ["signaltrail.toolkit.debug_toolbar.SignalTracePanel"]
+    SILENCED_SYSTEM_CHECKS = ["debug_toolbar.W001"]  # its middleware is added per test
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",

@@ -71,10 +71,11 @@ def test_every_workload_is_measured_for_both_contenders(data):
     workloads = sqlite["workloads"]
     assert set(workloads) == {
         *SINGLE, "bulk_create", "qs_update", "bulk_update", "read",
-        "event_history", "event_latest",
+        "event_history", "event_latest", "trace_off",
     }  # fmt: skip
     for name, per in workloads.items():
-        expected = {"signaltrail"} if name.startswith("event_") else {"none", "signaltrail"}
+        only_signaltrail = name.startswith("event_") or name == "trace_off"
+        expected = {"signaltrail"} if only_signaltrail else {"none", "signaltrail"}
         assert set(per) == expected, name
         for contender, summary in per.items():
             assert "error" not in summary, (name, contender, summary)
@@ -94,6 +95,22 @@ def test_audit_rows_are_counted_per_affected_row(data):
     for name in SINGLE:
         assert workloads[name]["signaltrail"]["events_per_row"] == 1, name
     assert workloads["read"]["signaltrail"]["events"] == 0
+
+
+def test_tracing_off_is_compared_with_the_hook_never_installed(smoke, data):
+    """Both variants are timed for send() and save(), in pairs, and judged against 1.02x."""
+    result, _ = smoke
+    micro = data["databases"]["sqlite"]["workloads"]["trace_off"]["signaltrail"]["micro"]
+    assert set(micro) == {"send", "save"}
+    for m in micro.values():
+        assert m["never_ns"] > 0 and m["off_ns"] > 0
+        assert m["ratio"] > 0
+        assert m["pairs"] == 3  # the least any scale shrinks to, per repetition
+    judged = {t["target"]: t for t in data["targets"] if t["target"].startswith("tracing off")}
+    assert len(judged) == 2
+    assert all(t["limit"] == 1.02 and t["status"] in {"PASS", "MISS"} for t in judged.values())
+    assert "tracing off costs" in result.stdout
+    assert "`Signal.send()` of a custom signal, 5 receivers" in result.stdout
 
 
 def test_targets_are_judged(data):
