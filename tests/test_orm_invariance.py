@@ -102,14 +102,14 @@ def _diff(plain: list[Any], tracked: list[Any], limit: int = 60) -> str:
 
 INIT_SIGNALS = ("pre_init", "post_init")
 
-# writer.object_repr() runs the instance's __str__ (on a copy) for each
+# reprs.object_repr() runs the instance's __str__ (on a copy) for each
 # event: a __str__ reading a deferred field or an uncached foreign key loads
 # it, and Django sends pre_init/post_init for the loaded instance. The
 # workload's "deferred" section saves and deletes such instances one by one
 # (deletions of several rows no longer fetch: capture passes fetch=False).
 STR_LOADS = pytest.mark.xfail(
     strict=True,
-    reason="writer.object_repr() loads what __str__ reads: extra pre_init/post_init",
+    reason="reprs.object_repr() loads what __str__ reads: extra pre_init/post_init",
 )
 
 
@@ -355,11 +355,6 @@ def test_receiver_connected_before_the_trail_runs_after_commit(genre_tracked_now
 
 
 @pytest.mark.django_db
-@pytest.mark.xfail(
-    strict=True,
-    reason="writer.write() calls ContentType.objects.get_for_model(), which loads "
-    "ContentType instances on a cold cache: Django sends pre_init/post_init for them",
-)
 def test_init_receivers_see_nothing_of_the_trail() -> None:
     """A post_init receiver connected without a sender (a common pattern for
     "remember the loaded values") sees only the user's own instances: the
@@ -404,7 +399,7 @@ def test_saving_an_f_expression_is_recorded() -> None:
 )
 @pytest.mark.xfail(
     strict=True,
-    reason="writer.object_repr() runs __str__ on a copy, which loads what __str__ "
+    reason="reprs.object_repr() runs __str__ on a copy, which loads what __str__ "
     "reads (a foreign key, a deferred field): Django sends pre_init/post_init for it",
 )
 def test_saving_sends_no_init_signals_for_what_str_reads(load: Any) -> None:

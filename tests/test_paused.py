@@ -26,9 +26,11 @@ def test_nothing_is_recorded_and_one_event_counts_the_skipped_writes(django_user
         product.name = "Claw hammer"
         product.save()
         product.tags.add(Tag.objects.create(name="sale"))
-    assert not Event.objects.exclude(action="trail_paused").filter(
-        action__in=["create", "update", "m2m_add"]
-    ).exists()
+    assert (
+        not Event.objects.exclude(action="trail_paused")
+        .filter(action__in=["create", "update", "m2m_add"])
+        .exists()
+    )
     (event,) = paused_events()
     assert event.changes == {"skipped": {"testapp.Category": 1, "testapp.Product": 3}}
     assert event.context["reason"] == "fixture load"
@@ -60,8 +62,14 @@ def test_blocks_nest_and_each_counts_its_own_writes():
             Category.objects.create(name="c")
         Category.objects.create(name="d")
     inner, outer = paused_events()
-    assert (inner.context["reason"], inner.changes) == ("inner", {"skipped": {"testapp.Category": 2}})
-    assert (outer.context["reason"], outer.changes) == ("outer", {"skipped": {"testapp.Category": 2}})
+    assert (inner.context["reason"], inner.changes) == (
+        "inner",
+        {"skipped": {"testapp.Category": 2}},
+    )
+    assert (outer.context["reason"], outer.changes) == (
+        "outer",
+        {"skipped": {"testapp.Category": 2}},
+    )
     assert not Event.objects.filter(action="create").exists()
 
 

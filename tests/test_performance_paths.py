@@ -28,7 +28,8 @@ from django.utils.crypto import salted_hmac
 from django.utils.safestring import mark_safe
 
 import signaltrail
-from signaltrail import integrity, writer
+from signaltrail import canonical as canon
+from signaltrail import reprs
 from signaltrail.models import Event
 from tests.testapp.models import Category, Place, Product, Restaurant
 
@@ -41,7 +42,7 @@ def reference_canonical(**fields):
     at = fields["at"]
     if at.tzinfo is not None:
         at = at.astimezone(datetime.UTC)
-    integrity._canon(
+    canon._canon(
         [
             at.strftime("%Y-%m-%dT%H:%M:%S.%f"),
             fields["action"],
@@ -111,7 +112,7 @@ def test_the_fast_canonical_text_is_the_reference_byte_for_byte():
     rnd = random.Random(20261122)
     for _ in range(5000):
         value = random_value(rnd)
-        assert integrity.encode(value) == integrity._slow(value), value
+        assert canon.encode(value) == canon._slow(value), value
         fields = {
             "at": datetime.datetime(
                 rnd.choice([999, 2026]), 11, 22, 3, 4, 5, rnd.choice([0, 7]), tzinfo=datetime.UTC
@@ -125,15 +126,15 @@ def test_the_fast_canonical_text_is_the_reference_byte_for_byte():
             "context": value if isinstance(value, dict) else {"v": value},
             "prev_hash": rnd.choice(["", "ab" * 32]),
         }
-        assert integrity.canonical(**fields) == reference_canonical(**fields)
+        assert canon.canonical(**fields) == reference_canonical(**fields)
 
 
 def test_a_timestamp_in_another_time_zone_is_canonicalized_in_utc():
     paris = datetime.timezone(datetime.timedelta(hours=1))
     local = datetime.datetime(2030, 1, 1, 13, 0, 0, 5, tzinfo=paris)
     naive_utc = datetime.datetime(2030, 1, 1, 12, 0, 0, 5)
-    assert integrity.timestamp_text(local) == '"2030-01-01T12:00:00.000005"'
-    assert integrity.timestamp_text(naive_utc) == '"2030-01-01T12:00:00.000005"'
+    assert canon.timestamp_text(local) == '"2030-01-01T12:00:00.000005"'
+    assert canon.timestamp_text(naive_utc) == '"2030-01-01T12:00:00.000005"'
 
 
 def test_encode_changes_gives_the_canonical_text_and_exactly_json_dumps():
@@ -148,15 +149,15 @@ def test_encode_changes_gives_the_canonical_text_and_exactly_json_dumps():
             ]
             for _ in range(rnd.randrange(6))
         }
-        canonical, stored = integrity.encode_changes(changes)
-        assert canonical == integrity._slow(changes)
+        canonical, stored = canon.encode_changes(changes)
+        assert canonical == canon._slow(changes)
         if stored is not None:
             assert stored == json.dumps(changes)
 
 
 @pytest.mark.parametrize("secret", ["s3cret", b"bytes-secret", "ünïcode"])
 def test_the_hmac_is_djangos_salted_hmac(secret):
-    text = integrity.canonical(
+    text = canon.canonical(
         at=datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC),
         action="create",
         actor_label="ü",
@@ -167,15 +168,15 @@ def test_the_hmac_is_djangos_salted_hmac(secret):
         context={},
         prev_hash="",
     )
-    expected = salted_hmac(integrity.KEY_SALT, text, secret=secret, algorithm="sha256")
-    assert integrity.compute_hash(text, secret) == expected.hexdigest()
+    expected = salted_hmac(canon.KEY_SALT, text, secret=secret, algorithm="sha256")
+    assert canon.compute_hash(text, secret) == expected.hexdigest()
 
 
 def test_the_hmac_follows_a_changed_secret_key(settings):
-    before = integrity.compute_hash("text")
+    before = canon.compute_hash("text")
     settings.SECRET_KEY = "another-secret-key-for-this-test-only"
-    expected = salted_hmac(integrity.KEY_SALT, "text", algorithm="sha256").hexdigest()
-    assert integrity.compute_hash("text") == expected != before
+    expected = salted_hmac(canon.KEY_SALT, "text", algorithm="sha256").hexdigest()
+    assert canon.compute_hash("text") == expected != before
 
 
 # -- what the raw INSERT stores ------------------------------------------------------
@@ -395,10 +396,10 @@ def test_object_repr_runs_str_on_a_copy_like_copy_copy(monkeypatch):
         return f"{self.name} ({self.category.name})"
 
     monkeypatch.setattr(Product, "__str__", remembering_str)
-    assert writer.object_repr(product) == "Saw (Tools)"
+    assert reprs.object_repr(product) == "Saw (Tools)"
     assert "rendered" not in product.__dict__
 
-    ours, theirs = writer._copy(product), copy.copy(product)
+    ours, theirs = reprs._copy(product), copy.copy(product)
     theirs_dict = {k: v for k, v in theirs.__dict__.items() if k != "_django_version"}
     assert ours.__dict__.keys() == theirs_dict.keys()
     assert {k: v for k, v in ours.__dict__.items() if k != "_state"} == {

@@ -11,7 +11,8 @@ from django.db import router
 from .conf import conf
 from .context import current
 from .middleware import request_metadata
-from .writer import Entry, object_repr, write
+from .reprs import object_repr
+from .writer import Entry, write
 
 
 def _details(request: Any) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from django.db.models.signals import post_delete, pre_delete
 from . import m2m
 from .pause import count_skipped, is_paused
 from .registry import TrackOptions, registry
+from .reprs import object_repr
 from .snapshot import (
     fetch_old,
     needs_fallback,
@@ -33,7 +34,7 @@ from .snapshot import (
     wrap_from_db,
     wrap_refresh_from_db,
 )
-from .writer import Entry, in_batch, object_repr, write
+from .writer import Entry, in_batch, write
 
 MISSING: Any = object()
 _UID = "signaltrail.capture"

@@ -14,8 +14,9 @@ from .conf import MASK
 from .context import context
 from .exceptions import RevertError
 from .registry import TrackOptions, registry
+from .reprs import object_repr
 from .serialization import from_json, to_json
-from .writer import Entry, object_repr, write_one
+from .writer import Entry, write_one
 
 _ROW_ACTIONS = ("create", "update", "delete")
 

@@ -9,8 +9,9 @@ from django.db.models.signals import m2m_changed
 
 from .pause import count_skipped, is_paused
 from .registry import TrackOptions
+from .reprs import object_repr
 from .serialization import to_json
-from .writer import Entry, object_repr, write
+from .writer import Entry, write
 
 _UID = "signaltrail.capture"
 

@@ -2,40 +2,36 @@
 
 Events go into the same database alias as the change they describe, inside
 its transaction, and never through ``Model.save()``: no model signal is sent
-for them, so a receiver connected without a sender never sees an Event.
+for them, so a receiver connected without a sender never sees an Event. Nor
+does it see a ContentType: the content type ids come from
+:mod:`signaltrail.content_types`, which builds no instance.
 
 The usual path is one raw INSERT of values prepared here, whatever the
-number of events (see :func:`_insert` for its form on each database). Each
-column holds exactly what the ORM would send: the JSON columns the text
-Django's ``JSONField`` produces (``json.dumps`` with its defaults), the other
-columns their field's ``get_db_prep_save``. When Event instances are needed
-anyway - ``event_recorded`` has receivers, ``record()`` returns one - or on
-another database than SQLite, PostgreSQL and MySQL/MariaDB, the same values
-are inserted with ``bulk_create``, which also sets the instances' pks.
+number of events (:func:`signaltrail.inserts.insert`). When Event instances
+are needed anyway - ``event_recorded`` has receivers, ``record()`` returns
+one - or on another database than SQLite, PostgreSQL and MySQL/MariaDB, the
+same values are inserted with ``bulk_create``, which also sets the
+instances' pks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import functools
-import json
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from json.encoder import encode_basestring_ascii as _quote
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.db import connections, models
 from django.db.models.base import ModelState
-from django.db.models.fetch_modes import FETCH_RAISE
 from django.utils import timezone
-from django.utils.encoding import force_str
 
-from . import integrity
-from .conf import conf
+from . import canonical, integrity
+from .content_types import content_type_id
 from .context import current, resolve_actor
-from .serialization import safe_repr, to_json
+from .inserts import RAW_VENDORS, Row, insert
+from .serialization import to_json
 
 
 @dataclass(slots=True)
@@ -49,72 +45,6 @@ class Entry:
     changes: dict[str, Any] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     actor: Any = None  # overrides the context's actor when set
-
-
-# --------------------------------------------------------------------------
-# object_repr
-# --------------------------------------------------------------------------
-
-# Per model class: whether copying it the way Django's pickling does can be
-# done directly (see _copy). Classes overriding any of these copy themselves.
-_COPY_HOOKS = ("__reduce__", "__reduce_ex__", "__getstate__", "__setstate__", "__copy__")
-_plain_copy: dict[type, bool] = {}
-
-
-def _copy(instance: models.Model) -> models.Model:
-    """``copy.copy(instance)``, without the pickling machinery it goes through.
-
-    For a model that doesn't customize copying, ``copy.copy`` ends in
-    ``Model.__getstate__``/``__setstate__``: a new instance whose ``__dict__``
-    is a copy, with a copy of ``_state`` (minus its ``peers``) and of its
-    related-object cache. This builds the same directly, several times faster.
-    """
-    cls = type(instance)
-    plain = _plain_copy.get(cls)
-    if plain is None:
-        plain = _plain_copy[cls] = all(
-            getattr(cls, name, None) is getattr(models.Model, name, None) for name in _COPY_HOOKS
-        )
-    state = instance.__dict__.get("_state")
-    if not plain or type(state) is not ModelState:
-        return copy.copy(instance)
-    values = instance.__dict__.copy()
-    state_values = state.__dict__.copy()
-    state_values.pop("peers", None)
-    cache = state_values.get("fields_cache")
-    if cache is not None:
-        state_values["fields_cache"] = cache.copy()
-    new_state = ModelState.__new__(ModelState)
-    new_state.__dict__.update(state_values)
-    values["_state"] = new_state
-    new = cls.__new__(cls)
-    new.__dict__.update(values)
-    return new
-
-
-def object_repr(instance: models.Model, fetch: bool = True, limit: int | None = None) -> str:
-    """``str(instance)`` without side effects on ``instance`` and never raising.
-
-    ``__str__`` runs on a shallow copy (Django copies the related-object
-    cache), so a ``__str__`` that follows a foreign key doesn't fill the
-    caller's instance; a lazy translation or a non-string result is coped with.
-    With ``fetch=False`` (the bulk paths, whose query count must not grow with
-    the rows) a ``__str__`` that would need a query gives Django's default
-    ``"Model object (pk)"`` instead. ``limit`` defaults to ``REPR_MAX_LENGTH``
-    (the bulk paths read the setting once per call).
-    """
-    try:
-        try:
-            target = _copy(instance)
-        except Exception:
-            target = instance
-        else:
-            if not fetch:
-                target._state.fetch_mode = FETCH_RAISE
-        text = force_str(target.__str__())
-    except Exception:
-        text = f"{instance._meta.object_name} object ({safe_repr(instance.pk)})"
-    return text[: conf.REPR_MAX_LENGTH if limit is None else limit]
 
 
 # --------------------------------------------------------------------------
@@ -155,23 +85,6 @@ def in_batch() -> bool:
 # Writing
 # --------------------------------------------------------------------------
 
-# The Event columns, in the order of the INSERT and of each prepared row.
-COLUMNS = (
-    "at",
-    "action",
-    "actor",
-    "actor_label",
-    "content_type",
-    "object_pk",
-    "object_repr",
-    "changes",
-    "context",
-    "prev_hash",
-    "hash",
-)
-_RAW_VENDORS = frozenset({"sqlite", "postgresql", "mysql"})
-_dumps = json.JSONEncoder().encode  # json.dumps(value) with its defaults, minus the call
-
 
 def write(
     using: str, entries: Sequence[Entry], defer: bool = False, *, returning: bool = False
@@ -180,7 +93,9 @@ def write(
 
     Costs one multi-row INSERT (on SQLite, one per ~3,000 events: its
     variable limit), plus one SELECT of the newest hash unless an event was
-    already written on ``using`` in this transaction. Returns the Event
+    already written on ``using`` in this transaction (and, the first time
+    on ``using`` or after content types changed, one SELECT of their ids:
+    :mod:`signaltrail.content_types`). Returns the Event
     instances (with their pks) when ``returning`` is set or
     ``event_recorded`` has receivers, else ``[]``.
     With ``defer=True`` inside :func:`batched`, the entries are kept and
@@ -192,28 +107,24 @@ def write(
         return []
     if not entries:
         return []
-    event_model, event_recorded, content_type_model = _models()
+    event_model, event_recorded = _models()
     at_field, actor_field, ct_field = _fields()
     connection = connections[using]
     listeners = event_recorded.has_listeners(event_model)
-    instances = returning or listeners or connection.vendor not in _RAW_VENDORS
+    instances = returning or listeners or connection.vendor not in RAW_VENDORS
     ctx = current()
     metadata = to_json(ctx.metadata)
-    metadata_text = integrity.encode(metadata)
+    metadata_text = canonical.encode(metadata)
     now = timezone.now()
-    at_text = integrity.timestamp_text(now)
+    at_text = canonical.timestamp_text(now)
     at_db = None if instances else at_field.get_db_prep_save(now, connection)
-    sign = integrity.signer()
-    cts = _content_types.get(using)
-    if cts is None:
-        # A copy of ContentType.objects sharing its cache (cleared in place).
-        cts = _content_types[using] = content_type_model.objects.db_manager(using)
+    sign = canonical.signer()
     base_actor = _who(ctx.actor, actor_field, connection, instances)
     actors: dict[int, tuple[Any, str, Any]] = {}  # per entry actor, by id()
-    content_types: dict[type[models.Model], tuple[Any, Any, Any]] = {}  # ct, id, column value
+    content_types: dict[type[models.Model], tuple[Any, Any]] = {}  # ct id, column value
     heads: dict[tuple[str, str, Any], str] = {}  # canonical heads by (action, label, ct id)
-    encode, encode_changes = integrity.encode, integrity.encode_changes
-    row_text, row_head = integrity.row_text, integrity.row_head
+    encode, encode_changes = canonical.encode, canonical.encode_changes
+    row_text, row_head = canonical.row_text, canonical.row_head
     prev = integrity.chain_head(connection)
     rows: list[Row] = []
     events: list[Any] = []
@@ -227,17 +138,16 @@ def write(
                     entry.actor, actor_field, connection, instances
                 )
             actor, label, actor_db = known
-        ct = ct_id = ct_db = None
+        ct_id = ct_db = None
         if entry.model is not None:
             known_ct = content_types.get(entry.model)
             if known_ct is None:
-                found = cts.get_for_model(entry.model)
+                found = content_type_id(using, entry.model)
                 known_ct = content_types[entry.model] = (
                     found,
-                    found.pk,
-                    None if instances else ct_field.get_db_prep_save(found.pk, connection),
+                    None if instances else ct_field.get_db_prep_save(found, connection),
                 )
-            ct, ct_id, ct_db = known_ct
+            ct_id, ct_db = known_ct
         if entry.details:
             context = {**metadata, **to_json(entry.details)}
             context_text = encode(context)
@@ -268,7 +178,7 @@ def write(
                     action=entry.action,
                     actor=actor,
                     actor_label=label,
-                    content_type=ct,
+                    content_type_id=ct_id,
                     object_pk=object_pk,
                     object_repr=text,
                     changes=changes,
@@ -297,7 +207,7 @@ def write(
     if instances:
         event_model.objects.db_manager(using).bulk_create(events)
     else:
-        _insert(connection, at_db, rows)
+        insert(connection, at_db, rows)
     integrity.set_chain_head(connection, prev)
     if listeners:
         for event in events:
@@ -315,17 +225,12 @@ def _who(actor: Any, actor_field: Any, connection: Any, instances: bool) -> tupl
 
 
 @functools.cache
-def _models() -> tuple[Any, Any, Any]:
-    """Event, event_recorded and ContentType: imported once the apps are ready."""
-    from django.contrib.contenttypes.models import ContentType
-
+def _models() -> tuple[Any, Any]:
+    """Event and event_recorded: imported once the apps are ready."""
     from .models import Event
     from .signals import event_recorded
 
-    return Event, event_recorded, ContentType
-
-
-_content_types: dict[str, Any] = {}  # ContentType managers by alias
+    return Event, event_recorded
 
 
 @functools.cache
@@ -336,147 +241,15 @@ def _fields() -> tuple[Any, Any, Any]:
     return meta.get_field("at"), meta.get_field("actor"), meta.get_field("content_type")
 
 
-class Row(NamedTuple):
-    """One event to insert, its values prepared ("at" apart: the same for all)."""
-
-    action: str
-    actor: Any  # the column's value
-    actor_label: str
-    content_type: Any  # the column's value
-    object_pk: str
-    object_repr: str
-    changes: Any
-    changes_json: str | None  # json.dumps(changes), when already known
-    context: Any
-    prev_hash: str
-    hash: str
-
-
-def _insert(connection: Any, at_db: Any, rows: list[Row]) -> None:
-    """One INSERT of prepared rows, in the form fastest on each database.
-
-    - PostgreSQL: the rows as one JSON array, expanded by
-      ``jsonb_array_elements`` (``WITH ORDINALITY ... ORDER BY``: ids follow
-      the chain): two parameters, where a multi-row VALUES would make psycopg
-      parse and quote thousands of placeholders in Python;
-    - SQLite: multi-row VALUES, as many rows per statement as its variable
-      limit allows (``bulk_batch_size``, as ``bulk_create`` does);
-    - MySQL/MariaDB: ``executemany``, which mysqlclient turns into multi-row
-      INSERTs.
-
-    One statement per call (SQLite: per batch of rows), one query in Django's log.
-    """
-    sql = _statements(connection)
-    texts: dict[int, str] = {}  # by id(): the context is mostly one dict for all rows
-
-    def context_json(value: Any) -> str:
-        found = texts.get(id(value))
-        if found is None:
-            found = texts[id(value)] = _dumps(value)
-        return found
-
-    with connection.cursor() as cursor:
-        if "json_rows" in sql and all(_json_safe(row.actor) for row in rows):
-            array = ",".join(
-                [
-                    f"[{_quote(r.action)},{_scalar(r.actor)},{_quote(r.actor_label)},"
-                    f"{_scalar(r.content_type)},{_quote(r.object_pk)},{_quote(r.object_repr)},"
-                    f"{_dumps(r.changes) if r.changes_json is None else r.changes_json},"
-                    f"{context_json(r.context)},{_quote(r.prev_hash)},{_quote(r.hash)}]"
-                    for r in rows
-                ]
-            )
-            cursor.execute(sql["json_rows"], [at_db, f"[{array}]"])
-            return
-        values = [
-            (
-                at_db,
-                *r[:6],
-                _dumps(r.changes) if r.changes_json is None else r.changes_json,
-                context_json(r.context),
-                r.prev_hash,
-                r.hash,
-            )
-            for r in rows
-        ]
-        if len(values) == 1:
-            cursor.execute(sql["insert"] + sql["row"], values[0])
-        elif connection.vendor == "sqlite":
-            size = max(1, connection.ops.bulk_batch_size(sql["fields"], values))
-            for start in range(0, len(values), size):
-                batch = values[start : start + size]
-                cursor.execute(
-                    sql["insert"] + ", ".join([sql["row"]] * len(batch)),
-                    [value for row in batch for value in row],
-                )
-        else:
-            cursor.executemany(sql["insert"] + sql["row"], values)
-
-
-def _scalar(value: Any) -> str:
-    """JSON for a column value that _json_safe accepted."""
-    if value is None:
-        return "null"
-    return _quote(value) if type(value) is str else repr(value)
-
-
-def _statements(connection: Any) -> dict[str, Any]:
-    """The SQL pieces of :func:`_insert` for ``connection``, built once."""
-    cached = connection.__dict__.get("_signaltrail_sql")
-    if cached is not None:
-        return cached
-    from .models import Event
-
-    meta = Event._meta
-    fields = [meta.get_field(name) for name in COLUMNS]
-    qn = connection.ops.quote_name
-    postgresql = connection.vendor == "postgresql"
-    head = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
-    holders = [
-        "%s::jsonb" if postgresql and isinstance(f, models.JSONField) else "%s" for f in fields
-    ]
-    sql: dict[str, Any] = {
-        "fields": fields,
-        "insert": head + "VALUES ",
-        "row": f"({', '.join(holders)})",
-    }
-    if postgresql:
-        columns = []
-        for i, f in enumerate(fields[1:]):
-            if isinstance(f, models.JSONField):
-                columns.append(f"e->{i}")
-            elif f.get_internal_type() in ("CharField", "TextField"):
-                # Assigned as text: a value too long for the column fails as
-                # with the ORM (an explicit cast would truncate it silently).
-                columns.append(f"e->>{i}")
-            else:
-                db_type = (
-                    f.target_field.rel_db_type(connection)
-                    if f.is_relation
-                    else f.db_type(connection)
-                )
-                columns.append(f"(e->>{i})::{db_type}")
-        sql["json_rows"] = (
-            f"{head}SELECT %s, {', '.join(columns)} "
-            "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows(e, n) ORDER BY n"
-        )
-    connection.__dict__["_signaltrail_sql"] = sql
-    return sql
-
-
-def _json_safe(value: Any) -> bool:
-    """Whether a column value goes into the JSON array of rows as itself."""
-    return value is None or type(value) is int or type(value) is str
-
-
 def _new_event(event_model: type[models.Model], **values: Any) -> Any:
     """An unsaved Event, built without ``Model.__init__``.
 
     ``__init__`` sends ``pre_init`` and ``post_init``: a receiver connected to
     those without a sender would see every row the trail writes. The instance
     is set up as ``__init__`` would: every field at its default, then
-    ``values`` through the model's descriptors (which cache ``actor`` and
-    ``content_type`` as ``__init__`` does).
+    ``values`` through the model's descriptors (which cache ``actor`` as
+    ``__init__`` does). The content type is set by id: ``event.content_type``
+    loads it when read, so writing builds no ContentType instance.
     """
     event = event_model.__new__(event_model)
     event._state = ModelState()

@@ -1,0 +1,135 @@
+"""What the bulk wrappers share: Django's originals, and diffing rows.
+
+:mod:`signaltrail.bulk` wraps ``QuerySet.update()``, ``bulk_create()``,
+``bulk_update()`` and ``Collector.delete()``; the wrappers (there and in
+:mod:`signaltrail.bulk_writes`) call the originals kept here, skip the rows
+Django's own ``bulk_update()`` passes to ``update()`` (:func:`_suppressed`),
+and compare old and new values of many rows at once (:func:`_diff`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from typing import Any
+
+from django.db import models
+from django.db.models.query import QuerySet
+
+from .capture import _same
+from .pause import count_skipped, is_paused
+from .registry import FieldPlan, TrackOptions, registry
+from .serialization import _plain
+from .writer import Entry, write
+
+_inside: ContextVar[bool] = ContextVar("signaltrail_bulk_inside", default=False)
+_original: dict[str, Any] = {}
+
+
+@contextlib.contextmanager
+def _suppressed() -> Iterator[None]:
+    """Django's bulk_update() calls update(): don't record those rows twice."""
+    token = _inside.set(True)
+    try:
+        yield
+    finally:
+        _inside.reset(token)
+
+
+def _options(qs: QuerySet) -> TrackOptions | None:
+    if _inside.get():
+        return None
+    return registry.options_for(qs.model)
+
+
+def _plans_for(opts: TrackOptions, names: Any) -> list[FieldPlan]:
+    names = set(names)
+    return [p for p in opts.fields if p.name in names or p.attname in names]
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# Values _plain (the serializer of most fields) records as they are.
+_AS_IS = frozenset({int, str, bool, type(None)})
+
+# One recorded field, as the per-row loops use it: (name, attname, plan,
+# recorded as is when unmasked and of an _AS_IS type, compared with ==
+# when both values have the same type - any field but a JSONField).
+Spec = tuple[str, str, FieldPlan, bool, bool]
+
+
+def _specs(plans: Sequence[FieldPlan]) -> list[Spec]:
+    return [
+        (
+            p.name,
+            p.attname,
+            p,
+            p.serialize is _plain and not p.masked,
+            not isinstance(p.field, models.JSONField),
+        )
+        for p in plans
+    ]
+
+
+def _diff(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """``{name: [old, new]}`` for the fields whose value changed.
+
+    What ``capture._same`` decides, with its common case inlined: two values
+    of the same type (outside a JSONField) are the same when ``==`` says so.
+    """
+    changes = {}
+    try:
+        for name, attname, plan, as_is, by_eq in specs:
+            if attname not in new:
+                continue
+            previous = old.get(attname)
+            value = new[attname]
+            if by_eq and type(previous) is type(value):
+                if previous == value:
+                    continue
+            else:
+                same, value = _same(plan.field, previous, value)
+                if same:
+                    continue
+            if as_is:
+                changes[name] = [
+                    previous if type(previous) in _AS_IS else plan.record(previous),
+                    value if type(value) in _AS_IS else plan.record(value),
+                ]
+            else:
+                changes[name] = [plan.record(previous), plan.record(value)]
+    except Exception:  # an odd __eq__: _same copes with it
+        return _diff_slowly(specs, old, new)
+    return changes
+
+
+def _diff_slowly(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    changes = {}
+    for name, attname, plan, _, _ in specs:
+        if attname not in new:
+            continue
+        previous = old.get(attname)
+        same, value = _same(plan.field, previous, new[attname])
+        if not same:
+            changes[name] = [plan.record(previous), plan.record(value)]
+    return changes
+
+
+def _values(
+    model: type[models.Model], using: str, pks: Sequence[Any], attnames: list[str]
+) -> dict[Any, dict[str, Any]]:
+    rows = model._base_manager.using(using).filter(pk__in=pks).values_list("pk", *attnames)
+    return {row[0]: dict(zip(attnames, row[1:], strict=True)) for row in rows}
+
+
+def _record(using: str, model: type[models.Model], entries: list[Entry]) -> None:
+    if not entries:
+        return
+    if is_paused():
+        count_skipped(model, len(entries), using=using)
+        return
+    write(using, entries)

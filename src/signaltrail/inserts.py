@@ -1,0 +1,168 @@
+"""The raw INSERT of events, in the form fastest on each database.
+
+:func:`signaltrail.writer.write` prepares the values of each event's columns
+(:class:`Row`); :func:`insert` sends them as one statement. Each column holds
+exactly what the ORM would send: the JSON columns the text Django's
+``JSONField`` produces (``json.dumps`` with its defaults), the other columns
+their field's ``get_db_prep_save``. Only the databases in
+:data:`RAW_VENDORS` are written this way; elsewhere the writer uses
+``bulk_create``.
+"""
+
+from __future__ import annotations
+
+import json
+from json.encoder import encode_basestring_ascii as _quote
+from typing import Any, NamedTuple
+
+from django.db import models
+
+# The Event columns, in the order of the INSERT and of each prepared row.
+COLUMNS = (
+    "at",
+    "action",
+    "actor",
+    "actor_label",
+    "content_type",
+    "object_pk",
+    "object_repr",
+    "changes",
+    "context",
+    "prev_hash",
+    "hash",
+)
+RAW_VENDORS = frozenset({"sqlite", "postgresql", "mysql"})
+_dumps = json.JSONEncoder().encode  # json.dumps(value) with its defaults, minus the call
+
+
+class Row(NamedTuple):
+    """One event to insert, its values prepared ("at" apart: the same for all)."""
+
+    action: str
+    actor: Any  # the column's value
+    actor_label: str
+    content_type: Any  # the column's value
+    object_pk: str
+    object_repr: str
+    changes: Any
+    changes_json: str | None  # json.dumps(changes), when already known
+    context: Any
+    prev_hash: str
+    hash: str
+
+
+def insert(connection: Any, at_db: Any, rows: list[Row]) -> None:
+    """One INSERT of prepared rows, in the form fastest on each database.
+
+    - PostgreSQL: the rows as one JSON array, expanded by
+      ``jsonb_array_elements`` (``WITH ORDINALITY ... ORDER BY``: ids follow
+      the chain): two parameters, where a multi-row VALUES would make psycopg
+      parse and quote thousands of placeholders in Python;
+    - SQLite: multi-row VALUES, as many rows per statement as its variable
+      limit allows (``bulk_batch_size``, as ``bulk_create`` does);
+    - MySQL/MariaDB: ``executemany``, which mysqlclient turns into multi-row
+      INSERTs.
+
+    One statement per call (SQLite: per batch of rows), one query in Django's log.
+    """
+    sql = _statements(connection)
+    texts: dict[int, str] = {}  # by id(): the context is mostly one dict for all rows
+
+    def context_json(value: Any) -> str:
+        found = texts.get(id(value))
+        if found is None:
+            found = texts[id(value)] = _dumps(value)
+        return found
+
+    with connection.cursor() as cursor:
+        if "json_rows" in sql and all(_json_safe(row.actor) for row in rows):
+            array = ",".join(
+                [
+                    f"[{_quote(r.action)},{_scalar(r.actor)},{_quote(r.actor_label)},"
+                    f"{_scalar(r.content_type)},{_quote(r.object_pk)},{_quote(r.object_repr)},"
+                    f"{_dumps(r.changes) if r.changes_json is None else r.changes_json},"
+                    f"{context_json(r.context)},{_quote(r.prev_hash)},{_quote(r.hash)}]"
+                    for r in rows
+                ]
+            )
+            cursor.execute(sql["json_rows"], [at_db, f"[{array}]"])
+            return
+        values = [
+            (
+                at_db,
+                *r[:6],
+                _dumps(r.changes) if r.changes_json is None else r.changes_json,
+                context_json(r.context),
+                r.prev_hash,
+                r.hash,
+            )
+            for r in rows
+        ]
+        if len(values) == 1:
+            cursor.execute(sql["insert"] + sql["row"], values[0])
+        elif connection.vendor == "sqlite":
+            size = max(1, connection.ops.bulk_batch_size(sql["fields"], values))
+            for start in range(0, len(values), size):
+                batch = values[start : start + size]
+                cursor.execute(
+                    sql["insert"] + ", ".join([sql["row"]] * len(batch)),
+                    [value for row in batch for value in row],
+                )
+        else:
+            cursor.executemany(sql["insert"] + sql["row"], values)
+
+
+def _scalar(value: Any) -> str:
+    """JSON for a column value that _json_safe accepted."""
+    if value is None:
+        return "null"
+    return _quote(value) if type(value) is str else repr(value)
+
+
+def _statements(connection: Any) -> dict[str, Any]:
+    """The SQL pieces of :func:`insert` for ``connection``, built once."""
+    cached = connection.__dict__.get("_signaltrail_sql")
+    if cached is not None:
+        return cached
+    from .models import Event
+
+    meta = Event._meta
+    fields = [meta.get_field(name) for name in COLUMNS]
+    qn = connection.ops.quote_name
+    postgresql = connection.vendor == "postgresql"
+    head = f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) "
+    holders = [
+        "%s::jsonb" if postgresql and isinstance(f, models.JSONField) else "%s" for f in fields
+    ]
+    sql: dict[str, Any] = {
+        "fields": fields,
+        "insert": head + "VALUES ",
+        "row": f"({', '.join(holders)})",
+    }
+    if postgresql:
+        columns = []
+        for i, f in enumerate(fields[1:]):
+            if isinstance(f, models.JSONField):
+                columns.append(f"e->{i}")
+            elif f.get_internal_type() in ("CharField", "TextField"):
+                # Assigned as text: a value too long for the column fails as
+                # with the ORM (an explicit cast would truncate it silently).
+                columns.append(f"e->>{i}")
+            else:
+                db_type = (
+                    f.target_field.rel_db_type(connection)
+                    if f.is_relation
+                    else f.db_type(connection)
+                )
+                columns.append(f"(e->>{i})::{db_type}")
+        sql["json_rows"] = (
+            f"{head}SELECT %s, {', '.join(columns)} "
+            "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows(e, n) ORDER BY n"
+        )
+    connection.__dict__["_signaltrail_sql"] = sql
+    return sql
+
+
+def _json_safe(value: Any) -> bool:
+    """Whether a column value goes into the JSON array of rows as itself."""
+    return value is None or type(value) is int or type(value) is str
