@@ -36,7 +36,6 @@ from .snapshot import (
 )
 from .writer import Entry, in_batch, write
 
-MISSING: Any = object()
 _UID = "signaltrail.capture"
 
 # --------------------------------------------------------------------------
@@ -212,9 +211,7 @@ def _record_save(
         for plan in plans:
             if plan.attname not in values:
                 continue
-            previous = old.get(plan.attname, MISSING)
-            if previous is MISSING:
-                previous = None
+            previous = old.get(plan.attname)
             same, new = _same(plan.field, previous, values[plan.attname])
             if same:
                 continue

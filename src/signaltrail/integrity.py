@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
@@ -40,12 +39,8 @@ from .canonical import canonical, signer
 _HEAD = "_signaltrail_chain_head"
 
 
-def latest_hash(using: str) -> str:
-    """The hash of the newest event on ``using`` ("" when there is none)."""
-    return _latest(connections[using])
-
-
 def _latest(connection: Any) -> str:
+    """The hash of the newest event on ``connection`` ("" when there is none)."""
     from .models import Event
 
     table = connection.ops.quote_name(Event._meta.db_table)
