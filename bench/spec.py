@@ -76,8 +76,8 @@ class Workload:
     ``kind`` says what one timed "op" is: "single" ops are repeated ``ops``
     times and reported per op; a "bulk" op is one call over ``rows`` rows;
     "query" workloads read the seeded event table (signaltrail only);
-    "micro" workloads compare two variants inside one signaltrail worker,
-    alternately, ``pairs`` times (their own table and targets).
+    "micro" workloads compare variants inside one signaltrail worker, in
+    rotating rounds, ``pairs`` times (their own table and targets).
     """
 
     name: str
@@ -106,7 +106,7 @@ WORKLOADS = {
         Workload("event_latest", "newest 50 events of one model", "query", False),
         Workload(
             "trace_off",
-            "tracing off: dispatch hook installed vs never installed",
+            "tracing off: dispatch before, after and beside trace()/muted() blocks",
             "micro",
             False,
         ),
@@ -114,8 +114,8 @@ WORKLOADS = {
 }
 
 # Sizes at --scale 1, and the least any scale may shrink them to.
-# "pairs": alternations of the two variants of a "micro" workload (each one a
-# batch of MICRO_BATCH operations per variant).
+# "pairs": rounds of a "micro" workload, each one batch of MICRO_BATCH
+# operations per variant.
 BASE_SIZES = {"ops": 1000, "rows": 10_000, "events": 1_000_000, "queries": 500, "pairs": 200}
 MIN_SIZES = {"ops": 1, "rows": 10, "events": 1000, "queries": 1, "pairs": 3}
 # Operations per timed batch of a micro workload: long enough for the clock, short

@@ -11,6 +11,7 @@ database alias ("trail").
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -252,13 +253,17 @@ def run_event_latest(b: Bench, state: Any) -> int:
 
 # -- tracing off (signaltrail only): the dispatch hook's cost outside any block ----
 #
-# trace() and muted() hook Signal._live_receivers the first time a block is
-# entered, for the rest of the process. This measures what that costs every
-# later dispatch made outside any block, against the same process with Django's
-# own method put back (exactly the state before the hook was ever installed):
-# both variants alternate batch by batch, in one process, so they share the
-# machine's every slow moment. Saves run in one transaction, as commits (an
-# fsync each) would bury a difference of nanoseconds.
+# trace() and muted() hook Signal._live_receivers while a block's scope is
+# reachable, and give Django its own method back after the last one. This
+# measures what dispatch costs outside any block in three states, alternating
+# batch by batch in one process so they share the machine's every slow moment:
+#   "before":    Django's own method, as before any block ever ran;
+#   "after":     whatever is in place once trace() and muted() blocks have run
+#                and ended (the claim: nothing is left behind);
+#   "elsewhere": another thread is inside a muted() block right now, so the hook
+#                is installed and this thread, outside any block, pays for it.
+# Saves run in one transaction, as commits (an fsync each) would bury a
+# difference of nanoseconds.
 
 bench_signal = Signal()
 
@@ -302,41 +307,98 @@ def _saves(n: int, category: Category) -> None:
         category.save()
 
 
-def prep_trace_off(b: Bench) -> tuple[Any, Any, Category]:
-    from signaltrail import trace
+class _BlockHolder:
+    """A thread that enters and leaves a muted() block on request."""
 
-    with trace():  # installs the hook, as a project's first trace()/muted() block does
-        pass
-    hooked = Signal.__dict__["_live_receivers"]
-    original = hooked._signaltrail_original  # Django's own method
+    def __init__(self) -> None:
+        self.want_open = threading.Event()
+        self.want_closed = threading.Event()
+        self.opened = threading.Event()
+        self.closed = threading.Event()
+        self.stop = False
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        from signaltrail import muted
+
+        other = Signal()
+        while True:
+            self.want_open.wait()
+            self.want_open.clear()
+            if self.stop:
+                return
+            with muted(other):
+                self.opened.set()
+                self.want_closed.wait()
+                self.want_closed.clear()
+            self.closed.set()
+
+    def open(self) -> None:
+        self.opened.clear()
+        self.want_open.set()
+        if not self.opened.wait(30):
+            raise RuntimeError("the block-holding thread did not answer")
+
+    def close(self) -> None:
+        self.closed.clear()
+        self.want_closed.set()
+        if not self.closed.wait(30):
+            raise RuntimeError("the block-holding thread did not answer")
+
+    def shut(self) -> None:
+        self.stop = True
+        self.want_open.set()
+        self.thread.join(30)
+
+
+def prep_trace_off(b: Bench) -> tuple[Any, Category]:
+    from signaltrail import muted, trace
+
+    if Signal.__dict__["_live_receivers"].__module__ != "django.dispatch.dispatcher":
+        raise RuntimeError("Signal._live_receivers is not Django's own before any block")
+    before = Signal.__dict__["_live_receivers"]
+    with trace(), muted(bench_signal):  # what a project's blocks do
+        bench_signal.send(sender=_Sender)
+    gc.collect()
     if len(bench_signal.send(sender=_Sender)) != 5:
         raise RuntimeError("the bench signal should have 5 receivers")
-    return hooked, original, b.categories[0]  # Category: not tracked by signaltrail
+    return before, b.categories[0]  # Category: not tracked by signaltrail
 
 
-def run_trace_off(b: Bench, state: tuple[Any, Any, Category]) -> dict[str, Any]:
-    """ns per operation of each batch, per variant; index i of both lists is one pair."""
-    hooked, original, category = state
-    variants = {"never": original, "off": hooked}
+def run_trace_off(b: Bench, state: tuple[Any, Category]) -> dict[str, Any]:
+    """ns per operation of each batch, per state; index i of every list is one round."""
+    before, category = state
+    after = Signal.__dict__["_live_receivers"]
+    holder = _BlockHolder()
     samples: dict[str, dict[str, list[float]]] = {}
+    orders = [("before", "after", "elsewhere"), ("after", "elsewhere", "before"),
+              ("elsewhere", "before", "after")]  # fmt: skip
     try:
         for op, step in (("send", _sends), ("save", _saves)):
             n = MICRO_BATCH[op]
-            per = samples[op] = {"never": [], "off": []}
+            per = samples[op] = {"before": [], "after": [], "elsewhere": []}
             with transaction.atomic():
                 step(n, category)  # warm: caches, the connection, the statement
                 for i in range(b.sizes["pairs"]):
-                    # Alternate which variant goes first, so neither always runs
-                    # right after a (cache-warming) batch of the other.
-                    for variant in ("never", "off") if i % 2 == 0 else ("off", "never"):
-                        Signal._live_receivers = variants[variant]
+                    # Rotate which state goes first, so none always runs right
+                    # after a (cache-warming) batch of another.
+                    for variant in orders[i % 3]:
+                        if variant == "before":
+                            Signal._live_receivers = before  # type: ignore[method-assign]
+                        elif variant == "elsewhere":
+                            holder.open()
                         start = time.perf_counter_ns()
                         step(n, category)
                         per[variant].append((time.perf_counter_ns() - start) / n)
-                    Signal._live_receivers = hooked
+                        if variant == "before":
+                            Signal._live_receivers = after  # type: ignore[method-assign]
+                        elif variant == "elsewhere":
+                            holder.close()
     finally:
-        Signal._live_receivers = hooked
-    return samples
+        Signal._live_receivers = after  # type: ignore[method-assign]
+        holder.shut()
+    return {"restored": after is before, "ops": samples}
 
 
 Step = Callable[[Bench], Any]

@@ -9,9 +9,16 @@ and race with ``connect()``).
 
 What is active lives in a :class:`~contextvars.ContextVar`, so it follows the
 running code: each thread and each asyncio task sees only its own blocks, and
-``sync_to_async``/``async_to_sync`` carry it across. The hook is installed on
-``Signal`` the first time a ``muted()`` or ``trace()`` block is entered; after
-that a dispatch outside any block costs one extra call and one
+``sync_to_async``/``async_to_sync`` carry it across.
+
+The hook is on ``Signal`` only while some block's scope is reachable from some
+context: it goes in when the first block opens and Django's own method comes
+back when the last scope is released, so a process that is not muting or
+tracing right now dispatches exactly as plain Django does. "Reachable" rather
+than "open" because an asyncio task (or a copied context) started inside a
+block inherits its scope and may outlive the ``with``: it stays muted or
+traced until it finishes, as it would if the hook never left. While a block
+is open elsewhere, a dispatch outside any block costs one extra call and one
 ``ContextVar.get()``. Subclasses that override ``_live_receivers`` without
 calling ``super()`` are not seen (none in Django does).
 """
@@ -36,7 +43,7 @@ Receivers = tuple[list[Any], list[Any]]
 Wrapper = Callable[[Signal, list[Any], list[Any], tuple[Any, ...]], Receivers]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, weakref_slot=True)
 class Scope:
     """What is muted and who is tracing, in one context; ``parent`` is the outer block."""
 
@@ -60,7 +67,10 @@ class Scope:
 
 
 _scope: ContextVar[Scope | None] = ContextVar("signaltrail_dispatch", default=None)
-_install_lock = threading.Lock()
+# Re-entrant: a scope can be freed (and _release() run) by the garbage
+# collector at any allocation, including one made while this lock is held.
+_lock = threading.RLock()
+_reachable = 0  # scopes alive anywhere in the process
 
 
 def _make_id(target: Any) -> Any:
@@ -94,14 +104,37 @@ def _hook(original: Callable[[Signal, Any], Receivers]) -> Callable[[Signal, Any
     return _live_receivers
 
 
-def install() -> None:
-    """Hook ``Signal._live_receivers`` once per process (idempotent, thread-safe)."""
-    if hasattr(Signal.__dict__["_live_receivers"], "_signaltrail_original"):
-        return
-    with _install_lock:
-        current = Signal.__dict__["_live_receivers"]
-        if not hasattr(current, "_signaltrail_original"):
-            Signal._live_receivers = _hook(current)  # type: ignore[method-assign]
+def installed() -> bool:
+    """Whether ``Signal._live_receivers`` is the toolkit's hook right now."""
+    return _installed is not None and Signal.__dict__["_live_receivers"] is _installed
+
+
+_installed: Callable[[Signal, Any], Receivers] | None = None
+
+
+def _acquire(scope: Scope) -> None:
+    """Count ``scope`` as reachable until it is freed; hook ``Signal`` if it is the first."""
+    global _reachable, _installed
+    with _lock:
+        _reachable += 1
+        if _installed is None:
+            _installed = _hook(Signal.__dict__["_live_receivers"])
+            Signal._live_receivers = _installed  # type: ignore[method-assign]
+    weakref.finalize(scope, _release)
+
+
+def _release() -> None:
+    """Give Django its own method back once no scope is reachable anywhere.
+
+    Only our own hook is taken out: if something wrapped ``_live_receivers``
+    after us, both stay (ours inert outside blocks, and never installed twice).
+    """
+    global _reachable, _installed
+    with _lock:
+        _reachable -= 1
+        if _reachable == 0 and installed():
+            Signal._live_receivers = _installed._signaltrail_original  # type: ignore[union-attr, method-assign]
+            _installed = None
 
 
 def current() -> Scope | None:
@@ -114,19 +147,18 @@ def push(
     wrap: Wrapper | None = None,
 ) -> None:
     """Open a block in the current context, on top of the enclosing ones."""
-    install()
     parent = _scope.get()
     tracers = parent.tracers if parent else ()
     if tracer is not None and not any(t is tracer for t in tracers):
         tracers = (*tracers, tracer)
-    _scope.set(
-        Scope(
-            muted=(parent.muted if parent else ()) + muted,
-            tracers=tracers,
-            wrap=wrap or (parent.wrap if parent else None),
-            parent=parent,
-        )
+    scope = Scope(
+        muted=(parent.muted if parent else ()) + muted,
+        tracers=tracers,
+        wrap=wrap or (parent.wrap if parent else None),
+        parent=parent,
     )
+    _acquire(scope)
+    _scope.set(scope)
 
 
 def pop() -> None:
