@@ -260,12 +260,16 @@ def _db_targets(db: str, wl: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     for workload in (w for w in wl if WORKLOADS[w].write):
         st, al = get(workload, "signaltrail", "ratio"), get(workload, "auditlog", "ratio")
         value, note = None, ""
-        if st is not None and al is not None:
+        events = get(workload, "auditlog", "events_per_row")
+        if events == 0:
+            # auditlog records nothing on this path: there is no overhead of
+            # auditing to compare with, only the absence of a trail.
+            note = f"auditlog records nothing here ({events:g} ev/row): nothing to compare"
+        elif st is not None and al is not None:
             if al > 1:
                 value = (st - 1) / (al - 1)
             else:  # auditlog costs nothing here: any overhead is more than half of it
                 value = float("inf") if st > 1 else 0.0
-                events = get(workload, "auditlog", "events_per_row")
                 note = f"auditlog adds no time here ({al:.2f}{X}, {events:g} ev/row)"
         pairs = ((workload, "signaltrail"), (workload, "auditlog"), (workload, "none"))
         out.append(_check(db, f"{WORKLOADS[workload].label}: overhead ≤ ½ auditlog's",

@@ -19,7 +19,7 @@ import threading
 import uuid
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.db import connection, connections, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
@@ -312,15 +312,32 @@ def test_a_released_savepoint_keeps_the_newest_hash():
 
 
 @pytest.mark.django_db(transaction=True)
-def test_every_autocommit_save_chains_to_what_others_committed_since():
-    """Each autocommit save is a transaction of its own: its event must chain
-    to the newest committed event, here one another thread (another
-    connection, as another process would) wrote after this connection's last."""
+def test_autocommit_saves_chain_to_the_last_committed_event_without_a_query():
+    """Each autocommit save is a transaction of its own; after the first, a
+    connection knows the newest event it committed and selects nothing."""
+    with CaptureQueriesContext(connection) as first:
+        Product.objects.create(name="a")
+    with CaptureQueriesContext(connection) as later:
+        Product.objects.create(name="b")
+        Product.objects.filter(name="b").update(stock=F("stock") + 1)
+        signaltrail.record("noted")
+    assert len(hash_selects(first)) == 1
+    assert hash_selects(later) == []
+    events = list(Event.objects.order_by("id"))
+    assert [e.prev_hash for e in events[1:]] == [e.hash for e in events[:-1]]
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_connections_fork_the_chain_and_verify_accepts_it():
+    """Another connection (another thread, as another process would) writes in
+    between: each continues from its own last event, and the fork is valid."""
     Product.objects.create(name="a")
 
     def elsewhere():
         try:
             signaltrail.record("elsewhere")
+            signaltrail.record("elsewhere again")
         finally:
             connections.close_all()
 
@@ -329,12 +346,86 @@ def test_every_autocommit_save_chains_to_what_others_committed_since():
     thread.join()
     with CaptureQueriesContext(connection) as ctx:
         Product.objects.create(name="b")
-    assert len(hash_selects(ctx)) == 1
-    other = Event.objects.get(action="elsewhere")
-    last = Event.objects.filter(action="create").order_by("-id").first()
-    assert last.object_repr.startswith("b")
-    assert last.prev_hash == other.hash
+    assert hash_selects(ctx) == []
+    a, b = Event.objects.filter(action="create").order_by("id")
+    first, second = Event.objects.filter(action__startswith="elsewhere").order_by("id")
+    assert first.prev_hash == a.hash  # its connection's first event: the newest then
+    assert second.prev_hash == first.hash
+    assert b.prev_hash == a.hash  # this connection's own last committed event
     assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transaction_is_never_pointed_at():
+    Product.objects.create(name="kept")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Product.objects.create(name="rolled back")
+        raise RuntimeError
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="after")
+    assert len(hash_selects(ctx)) == 1  # the head it knew was rolled back
+    with transaction.atomic():
+        Product.objects.create(name="kept in a transaction")
+        sid = transaction.savepoint_create()  # by hand: Django keeps its callbacks
+        Product.objects.create(name="rolled back in a savepoint")
+        transaction.savepoint_rollback(sid)
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="after a savepoint by hand")
+    assert len(hash_selects(ctx)) == 1
+    with transaction.atomic():
+        Product.objects.create(name="kept again")
+        with pytest.raises(RuntimeError), transaction.atomic():
+            Product.objects.create(name="rolled back in an atomic savepoint")
+            raise RuntimeError
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="last")
+    assert len(hash_selects(ctx)) == 1
+    kept, after, in_txn, after_sp, kept_again, last = Event.objects.filter(
+        action="create"
+    ).order_by("id")
+    assert after.prev_hash == kept.hash
+    assert after_sp.prev_hash == in_txn.hash
+    assert last.prev_hash == kept_again.hash
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_commit_callbacks_run_inside_a_transaction_commit_nothing(
+    django_capture_on_commit_callbacks,
+):
+    """A test helper running on-commit callbacks early must not make a
+    connection trust an event that is then rolled back."""
+    Product.objects.create(name="committed")
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with django_capture_on_commit_callbacks(execute=True):
+            Product.objects.create(name="rolled back later")
+        raise RuntimeError
+    Product.objects.create(name="next")
+    committed, nxt = Event.objects.filter(action="create").order_by("id")
+    assert nxt.prev_hash == committed.hash
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_flush_the_next_event_looks_again():
+    """``flush`` empties the table: a hash remembered before it is gone."""
+    Product.objects.create(name="before")
+    call_command("flush", "--no-input", verbosity=0)
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="after")
+    assert len(hash_selects(ctx)) == 1
+    assert Event.objects.get().prev_hash == ""
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_emptying_the_table_while_the_application_runs_is_detected():
+    Product.objects.create(name="before")
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {connection.ops.quote_name(EVENTS)}")
+    Product.objects.create(name="after")
+    with pytest.raises(CommandError, match="tampered"):
+        call_verify()
 
 
 # -- QuerySet.update() with UPDATE ... RETURNING -------------------------------------

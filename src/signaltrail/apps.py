@@ -8,9 +8,10 @@ class SignalTrailConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.db.models.signals import post_migrate
         from django.test.signals import setting_changed
 
-        from . import auth, bulk, checks  # noqa: F401  (checks register on import)
+        from . import auth, bulk, checks, integrity  # noqa: F401  (checks register on import)
         from .capture import install_relations
         from .registry import clear_plans, register_from_settings, registry
 
@@ -20,3 +21,8 @@ class SignalTrailConfig(AppConfig):
         auth.connect()
         bulk.install()
         setting_changed.connect(clear_plans, dispatch_uid="signaltrail.clear_plans")
+        # Under the "signaltrail.capture" prefix, so muted(post_migrate) keeps it.
+        post_migrate.connect(
+            integrity.forget_committed_heads,
+            dispatch_uid="signaltrail.capture.forget_committed_heads",
+        )

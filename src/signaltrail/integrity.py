@@ -1,20 +1,22 @@
 """Tamper evidence for the trail.
 
 Each event carries ``hash``, an HMAC (keyed by ``SECRET_KEY``) of its content
-and of ``prev_hash``, the hash of the newest event visible when it was
-written (after the first event of a transaction, the transaction's own last
-event, known without a query: see :func:`chain_head`). So:
+and of ``prev_hash``, the hash of an earlier event: the one this connection
+wrote last in the same transaction, else the newest one this connection saw
+committed, else (a connection's first event) the newest event visible, which
+costs one SELECT (see :func:`chain_head`). So:
 
 - editing any recorded column changes the content: the HMAC no longer matches;
 - inserting a row needs the key to produce a valid HMAC;
 - deleting a row leaves the event written after it pointing at a hash that is
   gone, and moving rows around (changing ids) makes an event point at one
-  that comes *later*.
+  that comes *later*; emptying the table while the application runs shows
+  too, as the next event points at one that is gone.
 
-Writers don't lock anything: two concurrent transactions may both point at
-the same predecessor, so the chain may fork, which verification accepts.
-What it cannot see is the deletion of the newest events (nothing points at
-them yet) or of an event nothing else pointed at because of such a fork.
+Writers don't lock anything: connections (threads, processes) writing at the
+same time each continue from their own last event, so the chain forks, which
+verification accepts. What it cannot see is the deletion of the newest event
+of such a branch (nothing points at it yet).
 
 This module holds the chain: the hash the next event points at, and
 :func:`verify`. What is signed, and how, is :mod:`signaltrail.canonical`.
@@ -36,7 +38,11 @@ from .canonical import canonical, signer
 # The chain's head
 # --------------------------------------------------------------------------
 
-_HEAD = "_signaltrail_chain_head"
+_HEAD = "_signaltrail_chain_head"  # (transaction marker, hash): the open transaction's last
+_COMMITTED = "_signaltrail_committed_head"  # (generation, hash): the last one seen committed
+# Bumped when the event table may have been emptied (``flush`` sends
+# post_migrate): a committed hash remembered before may be gone.
+_generation = 0
 
 
 def _latest(connection: Any) -> str:
@@ -70,29 +76,78 @@ def _transaction_marker(connection: Any) -> Any:
 def chain_head(connection: Any) -> str:
     """The hash the next event on ``connection`` points at.
 
-    That is the newest event visible (one SELECT), except after an event was
-    written in the same transaction: then it is the last one written, with
-    no query. The two differ only if another transaction committed events
-    in between - a concurrent transaction, whose fork of the chain
-    verification accepts anyway.
+    Without a query: the last event written in the same transaction, or else
+    the last one this connection saw committed. One SELECT of the newest
+    event otherwise: a connection's first event, and after a rollback (a
+    savepoint's included: what the transaction wrote before it is still
+    there and newer than anything committed).
     """
-    head = connection.__dict__.get(_HEAD)
+    state = connection.__dict__
+    head = state.get(_HEAD)
     if head is not None:
         marker = _transaction_marker(connection)
         if marker is not None and head[0] is marker:
             return head[1]
-        # Stale: drop it, and the reference to an old list with it.
-        del connection.__dict__[_HEAD]
+        # Rolled back (a commit would have dropped it): drop it, and the
+        # reference to an old list with it.
+        del state[_HEAD]
+        return _latest(connection)
+    committed = state.get(_COMMITTED)
+    if committed is not None and committed[0] == _generation:
+        return committed[1]
     return _latest(connection)
 
 
 def set_chain_head(connection: Any, digest: str) -> None:
-    """Note ``digest`` as the newest event of the current transaction on ``connection``."""
+    """Note ``digest`` as the newest event written on ``connection``.
+
+    In a transaction, it is the head for the rest of it, and an on-commit
+    callback makes it the committed head (see :class:`_OnCommit`).
+    """
     marker = _transaction_marker(connection)
-    if marker is None:
-        connection.__dict__.pop(_HEAD, None)
-    else:
-        connection.__dict__[_HEAD] = (marker, digest)
+    state = connection.__dict__
+    if marker is not None:
+        state[_HEAD] = (marker, digest)
+        connection.on_commit(_OnCommit(connection, marker, digest))
+        return
+    state.pop(_HEAD, None)
+    if connection.get_autocommit() and not connection.in_atomic_block:
+        state[_COMMITTED] = (_generation, digest)  # already committed
+
+
+class _OnCommit:
+    """Remember ``digest`` as committed, if its transaction really committed it.
+
+    Registered in ``marker``, the on-commit list of the moment. Committing,
+    Django runs the transaction's final list, taking each callback out of it
+    before calling it. A rolled-back savepoint (a ``savepoint_rollback()``
+    by hand included, which leaves callbacks registered after it in place)
+    makes Django build a new list, and an event written before may be gone:
+    this callback then finds itself still in its old list and trusts
+    nothing, so the next event selects the newest hash. Likewise a test
+    running callbacks early, inside its transaction.
+    """
+
+    __slots__ = ("connection", "digest", "marker")
+
+    def __init__(self, connection: Any, marker: list[Any], digest: str) -> None:
+        self.connection = connection
+        self.marker = marker
+        self.digest = digest
+
+    def __call__(self) -> None:
+        connection = self.connection
+        if connection.in_atomic_block or any(entry[1] is self for entry in self.marker):
+            return
+        state = connection.__dict__
+        state[_COMMITTED] = (_generation, self.digest)
+        state.pop(_HEAD, None)
+
+
+def forget_committed_heads(**kwargs: Any) -> None:
+    """Stop trusting remembered hashes: the event table may have been emptied."""
+    global _generation
+    _generation += 1
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,15 @@ class TrackOptions:
         return frozenset(f.attname for f in self.model._meta.concrete_fields if is_mutable(f))
 
     @cached_property
+    def plain_row_length(self) -> int:
+        """How many values a full row of the model has, or -1 if some are mutable.
+
+        ``from_db`` keeps such a row as it is (:mod:`signaltrail.snapshot`);
+        mutable values have to be copied first.
+        """
+        return -1 if self.mutable_attnames else len(self.model._meta.concrete_fields)
+
+    @cached_property
     def m2m_fields(self) -> tuple[models.ManyToManyField, ...]:
         found = []
         for name in self.m2m:

@@ -43,13 +43,36 @@ def _copy_mutable(opts: TrackOptions, values: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+class _Loaded:
+    """A loaded row's values with their attnames, kept as ``from_db`` got them."""
+
+    __slots__ = ("names", "values")
+
+    def __init__(self, names: Any, values: Any) -> None:
+        self.names = names
+        self.values = values
+
+
+@functools.cache
+def _row_attnames(model: type[models.Model]) -> tuple[str, ...]:
+    return tuple(f.attname for f in model._meta.concrete_fields)
+
+
 def snapshot(instance: models.Model) -> dict[str, Any] | None:
-    """The values ``instance`` had in the database, by attname, if known."""
+    """The values ``instance`` had in the database, by attname, if known.
+
+    ``from_db`` keeps the row lazily (see :func:`wrap_from_db`): a dict is
+    only built here, the first time a save or delete asks.
+    """
     state = instance._state.__dict__
     snap = state.get("trail_snapshot")
-    if isinstance(snap, tuple):
-        names, values = snap
-        snap = state["trail_snapshot"] = dict(zip(names, values, strict=False))
+    if snap is None or type(snap) is dict:
+        return snap
+    if type(snap) is _Loaded:
+        names, values = snap.names, snap.values
+    else:  # every concrete field's value, in model order
+        names, values = _row_attnames(type(instance)), snap
+    snap = state["trail_snapshot"] = dict(zip(names, values, strict=False))
     return snap
 
 
@@ -86,8 +109,13 @@ def wrap_from_db(model: type[models.Model]) -> None:
 
     This runs once per row of every query on the model, so it does the
     least it can: one dict lookup for the options and one attribute set of a
-    reference to the row Django already has (``values``; mutable values are
-    copied). No ContextVar is read unless a refresh is in progress.
+    reference to the row Django already has. A full row is kept as the very
+    ``values`` Django passed (its attnames are the model's concrete fields,
+    in order); only a partial row (``only()``/``defer()``) or one with
+    mutable values to copy gets a small wrapper. Allocating nothing per row
+    matters: a container per loaded row costs more in garbage collection
+    than the wrapper's own work. No ContextVar is read unless a refresh is
+    in progress.
     """
     for klass in model.__mro__:
         if "from_db" in klass.__dict__:
@@ -111,7 +139,7 @@ def wrap_from_db(model: type[models.Model]) -> None:
                 copy.deepcopy(v) if name in mutable else v
                 for name, v in zip(field_names, values, strict=False)
             ]
-        instance._state.trail_snapshot = (field_names, values)  # type: ignore[attr-defined]
+        instance._state.trail_snapshot = _Loaded(field_names, values)  # type: ignore[attr-defined]
         if _refreshes:
             loaded = _refreshing.get()
             if loaded is not None:
@@ -126,10 +154,10 @@ def wrap_from_db(model: type[models.Model]) -> None:
         ):
             instance = original(cls, db, field_names, values, fetch_mode=fetch_mode)
             opts = tracked(cls)
-            if opts is None or opts.mutable_attnames or _refreshes:
-                keep(cls, instance, field_names, values)
+            if opts is not None and len(values) == opts.plain_row_length and not _refreshes:
+                instance._state.trail_snapshot = values  # type: ignore[attr-defined]
             else:
-                instance._state.trail_snapshot = (field_names, values)  # type: ignore[attr-defined]
+                keep(cls, instance, field_names, values)
             return instance
 
     else:
