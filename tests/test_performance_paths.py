@@ -20,7 +20,7 @@ import uuid
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection, connections, transaction
+from django.db import IntegrityError, connection, connections, transaction
 from django.db.models import F
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -499,3 +499,81 @@ def test_object_repr_runs_str_on_a_copy_like_copy_copy(monkeypatch):
     assert ours._state.__dict__ == theirs._state.__dict__
     assert ours._state.fields_cache is not product._state.fields_cache
     assert ours._state is not product._state
+
+
+# -- the COMMIT sent with the event of an autocommit save (PostgreSQL) ----------------
+
+
+def _event_inserts(ctx):
+    return [q["sql"] for q in ctx.captured_queries if f'INTO "{EVENTS}"' in q["sql"]]
+
+
+def _seen_from_another_connection(model, **lookup):
+    found = []
+
+    def look():
+        try:
+            found.append(model.objects.filter(**lookup).exists())
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=look)
+    thread.start()
+    thread.join()
+    return found[0]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_autocommit_save_commits_with_its_event_in_one_statement():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only: other drivers take one statement per execute()")
+    with CaptureQueriesContext(connection) as ctx:
+        product = Product.objects.create(name="committed with its event")
+    [insert] = _event_inserts(ctx)
+    assert insert.rstrip().endswith("; COMMIT")
+    assert not connection.in_atomic_block
+    assert _seen_from_another_connection(Product, pk=product.pk)
+    assert _seen_from_another_connection(Event, object_pk=str(product.pk), action="create")
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_save_inside_a_transaction_leaves_the_commit_to_it():
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite's test database locks the table for other connections")
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        product = Product.objects.create(name="inside")
+        assert not _seen_from_another_connection(Product, pk=product.pk)
+    assert not any("COMMIT" in sql for sql in _event_inserts(ctx))
+    assert _seen_from_another_connection(Product, pk=product.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_constraint_failing_at_commit_keeps_neither_row_nor_event():
+    """PostgreSQL checks Django's foreign keys at COMMIT: that is when the
+    statement carrying the COMMIT fails, and nothing of the save remains."""
+    before = Event.objects.count()
+    with pytest.raises(IntegrityError):
+        Product.objects.create(name="orphan", category_id=987654321)
+    assert not Product.objects.filter(name="orphan").exists()
+    assert Event.objects.count() == before
+    Product.objects.create(name="the connection still works")
+    assert Event.objects.count() == before + 1
+    assert "intact" in call_verify()
+
+
+def test_server_side_binding_keeps_the_commit_apart():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    from signaltrail.inserts import _client_side_binding
+
+    other = connections.create_connection("default")
+    try:
+        assert _client_side_binding(other) is True
+        other.settings_dict = {
+            **other.settings_dict,
+            "OPTIONS": {**other.settings_dict["OPTIONS"], "server_side_binding": True},
+        }
+        assert _client_side_binding(other) is False
+    finally:
+        other.close()

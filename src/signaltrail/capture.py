@@ -18,7 +18,7 @@ import functools
 from typing import Any
 
 from django.apps import apps
-from django.db import models, router, transaction
+from django.db import connections, models, router, transaction
 from django.db.models.signals import post_delete, pre_delete
 
 from . import m2m
@@ -97,10 +97,14 @@ def _wrap_save_table(model: type[models.Model]) -> None:
             return original(self, raw, cls, force_insert, force_update, using, update_fields)
         using = using or router.db_for_write(type(self), instance=self)
         computed = _prepare(self, opts, using, force_insert, update_fields)
+        connection = connections[using]
+        # In autocommit, the transaction below is ours, and the event is the
+        # last thing written in it: its INSERT may carry the COMMIT.
+        last = not connection.in_atomic_block and connection.get_autocommit()
         with transaction.atomic(using=using, savepoint=False):
             updated = original(self, raw, cls, force_insert, force_update, using, update_fields)
             values = _record_save(
-                type(self), opts, self, not updated, update_fields, using, computed
+                type(self), opts, self, not updated, update_fields, using, computed, last
             )
         # Only now: had writing or committing failed, so would the save, and
         # the database would still hold the old values.
@@ -193,8 +197,12 @@ def _record_save(
     update_fields: Any,
     using: str,
     computed: Any,
+    last: bool = False,
 ) -> dict[str, Any]:
-    """Write the event of a save; return the values it wrote, by attname."""
+    """Write the event of a save; return the values it wrote, by attname.
+
+    ``last``: nothing follows the event in its transaction (see ``write``).
+    """
     plans = opts.fields
     if update_fields and not created:
         plans = tuple(p for p in plans if p.name in update_fields or p.attname in update_fields)
@@ -224,6 +232,7 @@ def _record_save(
         write(
             using,
             [Entry(action, sender, instance.pk, object_repr(instance), changes)],
+            commit=last,
         )
     return values
 

@@ -87,7 +87,12 @@ def in_batch() -> bool:
 
 
 def write(
-    using: str, entries: Sequence[Entry], defer: bool = False, *, returning: bool = False
+    using: str,
+    entries: Sequence[Entry],
+    defer: bool = False,
+    *,
+    returning: bool = False,
+    commit: bool = False,
 ) -> list[Any]:
     """Insert ``entries`` as events on ``using`` and send ``event_recorded``.
 
@@ -99,7 +104,10 @@ def write(
     instances (with their pks) when ``returning`` is set or
     ``event_recorded`` has receivers, else ``[]``.
     With ``defer=True`` inside :func:`batched`, the entries are kept and
-    written when the block ends.
+    written when the block ends. ``commit=True`` says the caller opened the
+    transaction in autocommit mode and writes nothing after: where the
+    driver allows, the INSERT then carries the COMMIT (one round trip less),
+    and ``atomic()`` finds the transaction already committed.
     """
     pending = _deferred.get() if defer else None
     if pending is not None:
@@ -207,7 +215,7 @@ def write(
     if instances:
         event_model.objects.db_manager(using).bulk_create(events)
     else:
-        insert(connection, at_db, rows)
+        insert(connection, at_db, rows, commit=commit)
     integrity.set_chain_head(connection, prev)
     if listeners:
         for event in events:
