@@ -39,25 +39,25 @@ def summarize(reps: list[dict[str, Any]]) -> dict[str, Any]:
 def summarize_micro(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """Pool the batches of every repetition: operation -> medians and ratios.
 
-    Each batch is ns per operation; batch i of each state ran in one round,
-    back to back, so a ratio is the median of the rounds' ratios (a slow
-    moment of the machine hits every state of a round), and the ns are the
-    plain medians. "restored" says whether Django's own method was back in
-    place after trace() and muted() blocks ended, in every repetition.
+    Each batch is ns per operation; the batches of index i ran in one round,
+    back to back, so a ratio is the median of the rounds' ratios to the first
+    variant (a slow moment of the machine hits every variant of a round), and
+    the ns are the plain medians. "restored" (trace_off) says whether Django's
+    own method was back in place after the blocks ended, in every repetition.
     """
-    out: dict[str, Any] = {"restored": all(run["restored"] for run in runs), "ops": {}}
-    for op in runs[0]["ops"]:
-        states = {
-            state: [x for run in runs for x in run["ops"][op][state]]
-            for state in ("before", "after", "elsewhere")
-        }
-        base = states["before"]
+    out: dict[str, Any] = {"ops": {}}
+    if "restored" in runs[0]:
+        out["restored"] = all(run["restored"] for run in runs)
+    for op, first in runs[0]["ops"].items():
+        states = {state: [x for run in runs for x in run["ops"][op][state]] for state in first}
+        base_name = next(iter(states))
+        base = states[base_name]
         out["ops"][op] = {
             **{f"{state}_ns": statistics.median(v) for state, v in states.items()},
             **{
                 f"{state}_ratio": statistics.median(x / b for x, b in zip(v, base, strict=True))
                 for state, v in states.items()
-                if state != "before"
+                if state != base_name
             },
             "rounds": len(base),
             "batch": MICRO_BATCH[op],
@@ -68,6 +68,7 @@ def summarize_micro(runs: list[dict[str, Any]]) -> dict[str, Any]:
 MICRO_LABELS = {
     "send": "`Signal.send()` of a custom signal, 5 receivers",
     "save": "`save()` of an untracked model (in one transaction)",
+    "read": "`list(qs)` of a tracked model, per row",
 }
 
 
@@ -148,12 +149,31 @@ def markdown(run: dict[str, Any]) -> str:
                 value = fmt_time(s["per_op_s"]) if "per_op_s" in s else s.get("error", "-")
                 size = _size(name, meta["sizes"])
                 lines.append(f"| {WORKLOADS[name].label} | {size} | {value} |")
+        lines += _read_hook_lines(db, result)
         lines += _micro_lines(db, result)
     if run["skipped"]:
         lines += ["", "Not run:"]
         lines += [f"- {s['contender']} on {s['db']}: {s['reason']}" for s in run["skipped"]]
     lines += ["", "## Targets", "", "```", *target_lines(run["targets"]), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _read_hook_lines(db: str, result: dict[str, Any]) -> list[str]:
+    summary = result["workloads"].get("read_hook", {}).get("signaltrail")
+    if summary is None:
+        return []
+    if "error" in summary:
+        return ["", f"Reading, one process: error: {summary['error']}"]
+    m = summary["micro"]["ops"]["read"]
+    return [
+        "",
+        f"### {db}: reading, one process (signaltrail's `from_db` hook vs Django's own)",
+        "",
+        "| operation | Django's `from_db` | signaltrail's hook | ratio (median of rounds) |",
+        "|---|---|---|---|",
+        f"| {MICRO_LABELS['read']} | {m['django_ns']:,.0f} ns | {m['signaltrail_ns']:,.0f} ns "
+        f"| **{m['signaltrail_ratio']:.3f}{X}** ({m['rounds']} rounds) |",
+    ]
 
 
 def _micro_lines(db: str, result: dict[str, Any]) -> list[str]:
@@ -251,6 +271,14 @@ def _db_targets(db: str, wl: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                           captured("qs_update"),
                           noise(("qs_update", "signaltrail"), (workload, other))))  # fmt: skip
     ratio_target("read", 1.05, "read N rows")
+    idle = [f"{c} {r:.2f}{X}" for c in ("auditlog", "simple_history", "pghistory")
+            if (r := get("read", c, "ratio")) is not None]  # fmt: skip
+    if idle and out[-1]["value"] is not None:
+        note = "across processes; packages that do nothing on reads: " + ", ".join(idle)
+        out[-1]["note"] = "; ".join(n for n in (out[-1]["note"], note) if n)
+    hook = wl.get("read_hook", {}).get("signaltrail", {}).get("micro", {}).get("ops", {})
+    out.append(_check(db, f"read N rows ≤ 1.05{X}, one process: from_db hook vs Django's",
+                      hook.get("read", {}).get("signaltrail_ratio"), 1.05, X, None))  # fmt: skip
     micro = wl.get("trace_off", {}).get("signaltrail", {}).get("micro", {})
     for op, label in (("send", "Signal.send()"), ("save", "untracked save()")):
         ratio = micro.get("ops", {}).get(op, {}).get("after_ratio")

@@ -105,6 +105,12 @@ WORKLOADS = {
         Workload("event_history", "history(obj) on the seeded trail", "query", False),
         Workload("event_latest", "newest 50 events of one model", "query", False),
         Workload(
+            "read_hook",
+            "list(qs) of N rows: signaltrail's from_db hook vs Django's own, one process",
+            "micro",
+            False,
+        ),
+        Workload(
             "trace_off",
             "tracing off: dispatch before, after and beside trace()/muted() blocks",
             "micro",
@@ -120,7 +126,7 @@ BASE_SIZES = {"ops": 1000, "rows": 10_000, "events": 1_000_000, "queries": 500, 
 MIN_SIZES = {"ops": 1, "rows": 10, "events": 1000, "queries": 1, "pairs": 3}
 # Operations per timed batch of a micro workload: long enough for the clock, short
 # enough that a busy moment of the machine rarely spans a whole batch.
-MICRO_BATCH = {"send": 1000, "save": 50}
+MICRO_BATCH = {"send": 1000, "save": 50, "read": 1}  # read: one list(qs) of N rows
 
 
 def sizes(scale: float, events: int | None = None) -> dict[str, int]:

@@ -20,7 +20,7 @@ from typing import Any
 from benchproject.benchapp.models import Category, Product, Tag
 from django.apps import apps
 from django.db import connections, transaction
-from django.db.models import F
+from django.db.models import F, Model
 from django.dispatch import Signal
 from spec import MICRO_BATCH
 
@@ -401,6 +401,38 @@ def run_trace_off(b: Bench, state: tuple[Any, Category]) -> dict[str, Any]:
     return {"restored": after is before, "ops": samples}
 
 
+# Reading: the one thing signaltrail does on a read is its wrapper of the
+# tracked model's from_db (it keeps the loaded row). Across processes, list(qs)
+# varies by several percent whatever the package (those that do nothing on
+# reads show it too), which hides a difference of that size; here the same
+# process reads the same rows with Django's own from_db and with the wrapper,
+# in alternating rounds.
+
+
+def run_read_hook(b: Bench, state: Any) -> dict[str, Any]:
+    """ns per row loaded, per variant; index i of both lists is one round."""
+    hooked = Product.__dict__["from_db"]
+    if not getattr(hooked.__func__, "_signaltrail", False):
+        raise RuntimeError("Product.from_db is not signaltrail's wrapper")
+    variants = {"django": classmethod(Model.from_db.__func__), "signaltrail": hooked}
+    rows = b.sizes["rows"]
+    per: dict[str, list[float]] = {"django": [], "signaltrail": []}
+    try:
+        len(list(Product.objects.all()))  # warm: the connection, the statement, the caches
+        for i in range(b.sizes["pairs"]):
+            for variant in ("django", "signaltrail") if i % 2 == 0 else ("signaltrail", "django"):
+                Product.from_db = variants[variant]  # type: ignore[method-assign]
+                gc.collect()
+                start = time.perf_counter_ns()
+                loaded = len(list(Product.objects.all()))
+                per[variant].append((time.perf_counter_ns() - start) / rows)
+                if loaded != rows:
+                    raise RuntimeError(f"read {loaded} rows, expected {rows}")
+    finally:
+        Product.from_db = hooked  # type: ignore[method-assign]
+    return {"ops": {"read": per}}
+
+
 Step = Callable[[Bench], Any]
 # name -> (prepare, run, unit of "ops": "ops", "rows" (one call) or "queries")
 WORKLOADS: dict[str, tuple[Step, Callable[[Bench, Any], int], str]] = {
@@ -415,5 +447,6 @@ WORKLOADS: dict[str, tuple[Step, Callable[[Bench, Any], int], str]] = {
     "read": (prep_rows, run_read, "rows"),
     "event_history": (prep_trail_objects, run_event_history, "queries"),
     "event_latest": (prep_none, run_event_latest, "queries"),
+    "read_hook": (prep_rows, run_read_hook, "pairs"),
     "trace_off": (prep_trace_off, run_trace_off, "pairs"),
 }

@@ -71,10 +71,10 @@ def test_every_workload_is_measured_for_both_contenders(data):
     workloads = sqlite["workloads"]
     assert set(workloads) == {
         *SINGLE, "bulk_create", "qs_update", "bulk_update", "read",
-        "event_history", "event_latest", "trace_off",
+        "event_history", "event_latest", "read_hook", "trace_off",
     }  # fmt: skip
     for name, per in workloads.items():
-        only_signaltrail = name.startswith("event_") or name == "trace_off"
+        only_signaltrail = name.startswith("event_") or name in ("read_hook", "trace_off")
         expected = {"signaltrail"} if only_signaltrail else {"none", "signaltrail"}
         assert set(per) == expected, name
         for contender, summary in per.items():
@@ -112,6 +112,18 @@ def test_tracing_off_is_compared_with_the_state_before_any_block(smoke, data):
     assert all(t["limit"] == 1.02 and t["status"] in {"PASS", "MISS"} for t in judged.values())
     assert "dispatch outside any `trace()`/`muted()` block" in result.stdout
     assert "`Signal.send()` of a custom signal, 5 receivers" in result.stdout
+
+
+def test_reading_is_also_compared_in_one_process(smoke, data):
+    """The from_db hook against Django's own, same rows, alternating rounds."""
+    result, _ = smoke
+    micro = data["databases"]["sqlite"]["workloads"]["read_hook"]["signaltrail"]["micro"]
+    read = micro["ops"]["read"]
+    assert read["django_ns"] > 0 and read["signaltrail_ns"] > 0 and read["signaltrail_ratio"] > 0
+    assert read["rounds"] == 3
+    judged = [t for t in data["targets"] if t["target"].endswith("from_db hook vs Django's")]
+    assert len(judged) == 1 and judged[0]["status"] in {"PASS", "MISS"}
+    assert "reading, one process" in result.stdout
 
 
 def test_targets_are_judged(data):
