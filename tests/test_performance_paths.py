@@ -329,6 +329,26 @@ def test_autocommit_saves_chain_to_the_last_committed_event_without_a_query():
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_transaction_registers_one_on_commit_callback_whatever_it_writes():
+    """One callback per transaction, not per event: a long transaction must
+    not pay for its events twice at commit."""
+    from signaltrail.integrity import _Head
+
+    with transaction.atomic():
+        for i in range(5):
+            Product.objects.create(name=f"p{i}")
+        Product.objects.filter(name="p1").update(stock=F("stock") + 1)
+        ours = [entry for entry in connection.run_on_commit if isinstance(entry[1], _Head)]
+    assert len(ours) == 1
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="after")
+    assert hash_selects(ctx) == []
+    events = list(Event.objects.order_by("id"))
+    assert events[-1].prev_hash == events[-2].hash
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_connections_fork_the_chain_and_verify_accepts_it():
     """Another connection (another thread, as another process would) writes in
     between: each continues from its own last event, and the fork is valid."""

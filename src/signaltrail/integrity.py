@@ -38,7 +38,7 @@ from .canonical import canonical, signer
 # The chain's head
 # --------------------------------------------------------------------------
 
-_HEAD = "_signaltrail_chain_head"  # (transaction marker, hash): the open transaction's last
+_HEAD = "_signaltrail_chain_head"  # _Head: the open transaction's last hash
 _COMMITTED = "_signaltrail_committed_head"  # (generation, hash): the last one seen committed
 # Bumped when the event table may have been emptied (``flush`` sends
 # post_migrate): a committed hash remembered before may be gone.
@@ -86,8 +86,8 @@ def chain_head(connection: Any) -> str:
     head = state.get(_HEAD)
     if head is not None:
         marker = _transaction_marker(connection)
-        if marker is not None and head[0] is marker:
-            return head[1]
+        if marker is not None and head.marker is marker:
+            return head.digest
         # Rolled back (a commit would have dropped it): drop it, and the
         # reference to an old list with it.
         del state[_HEAD]
@@ -101,31 +101,37 @@ def chain_head(connection: Any) -> str:
 def set_chain_head(connection: Any, digest: str) -> None:
     """Note ``digest`` as the newest event written on ``connection``.
 
-    In a transaction, it is the head for the rest of it, and an on-commit
-    callback makes it the committed head (see :class:`_OnCommit`).
+    In a transaction, it is the head for the rest of it, and the
+    transaction's one on-commit callback makes it the committed head (see
+    :class:`_Head`).
     """
     marker = _transaction_marker(connection)
     state = connection.__dict__
     if marker is not None:
-        state[_HEAD] = (marker, digest)
-        connection.on_commit(_OnCommit(connection, marker, digest))
+        head = state.get(_HEAD)
+        if head is not None and head.marker is marker:
+            head.digest = digest
+        else:
+            head = state[_HEAD] = _Head(connection, marker, digest)
+            connection.on_commit(head)
         return
     state.pop(_HEAD, None)
     if connection.get_autocommit() and not connection.in_atomic_block:
         state[_COMMITTED] = (_generation, digest)  # already committed
 
 
-class _OnCommit:
-    """Remember ``digest`` as committed, if its transaction really committed it.
+class _Head:
+    """A transaction's newest event, and its on-commit callback.
 
-    Registered in ``marker``, the on-commit list of the moment. Committing,
+    Registered once per transaction, in ``marker``, the on-commit list of
+    the moment; ``digest`` follows the transaction's writes. Committing,
     Django runs the transaction's final list, taking each callback out of it
     before calling it. A rolled-back savepoint (a ``savepoint_rollback()``
-    by hand included, which leaves callbacks registered after it in place)
-    makes Django build a new list, and an event written before may be gone:
-    this callback then finds itself still in its old list and trusts
-    nothing, so the next event selects the newest hash. Likewise a test
-    running callbacks early, inside its transaction.
+    by hand included, which leaves callbacks registered before it in place)
+    makes Django build a new list, and the newest event may be gone: this
+    callback then finds itself still in its old list and trusts nothing, so
+    the next event selects the newest hash. Likewise a test running
+    callbacks early, inside its transaction.
     """
 
     __slots__ = ("connection", "digest", "marker")
@@ -141,7 +147,8 @@ class _OnCommit:
             return
         state = connection.__dict__
         state[_COMMITTED] = (_generation, self.digest)
-        state.pop(_HEAD, None)
+        if state.get(_HEAD) is self:
+            del state[_HEAD]
 
 
 def forget_committed_heads(**kwargs: Any) -> None:
