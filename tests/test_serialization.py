@@ -8,6 +8,7 @@ encode is recorded as its repr, and never fails the user's save.
 
 import base64
 import datetime
+import decimal
 import enum
 import json
 import math
@@ -491,3 +492,33 @@ def test_postgres_fields_on_create_and_update(pg_model):
             {"lower": None, "upper": None, "bounds": ""},
         ],
     }
+
+
+# -- the per-field serializers are shortcuts, never other answers ---------------------
+
+
+class _Odd(decimal.Decimal):
+    pass
+
+
+class _OddDateTime(datetime.datetime):
+    pass
+
+
+@pytest.mark.parametrize("name", ["decimal", "date", "datetime", "time"])
+def test_typed_serializers_record_what_to_json_records(name):
+    serialize = serializer_for(AllFields._meta.get_field(name))
+    moment = datetime.datetime(2031, 2, 3, 4, 5, 6, 789, tzinfo=datetime.UTC)
+    values = [
+        None, 0, "1.50", decimal.Decimal("1.50"), decimal.Decimal("-0E-7"), _Odd("2.5"),
+        moment, moment.date(), moment.time(), moment.replace(tzinfo=None),
+        _OddDateTime(2031, 2, 3), 1.5, object(),
+    ]  # fmt: skip
+    for value in values:
+        recorded = serialize(value)
+        expected = to_json(value)
+        if type(value) is object:
+            assert recorded.startswith("<object object")  # its repr, never an error
+        else:
+            assert recorded == expected, value
+            assert type(recorded) is type(expected), value

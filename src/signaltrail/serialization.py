@@ -108,12 +108,32 @@ def _plain(value: Any) -> Any:
     return to_json(value)
 
 
+def _decimal(value: Any) -> Any:
+    # What to_json() gives a Decimal, without asking what else it might be.
+    if type(value) is decimal.Decimal:
+        return str(value)
+    return _plain(value)
+
+
+_TEMPORAL = frozenset({datetime.datetime, datetime.date, datetime.time})
+
+
+def _temporal(value: Any) -> Any:
+    if type(value) in _TEMPORAL:
+        return value.isoformat()
+    return _plain(value)
+
+
 def serializer_for(field: models.Field) -> Serializer:
     """Return the function that serializes values of ``field``."""
     if isinstance(field, models.BinaryField):
         return _binary
     if isinstance(field, models.FileField):
         return _file
+    if isinstance(field, models.DecimalField):
+        return _decimal
+    if isinstance(field, models.DateField | models.TimeField):  # DateTimeField too
+        return _temporal
     return _plain
 
 
