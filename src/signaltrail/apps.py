@@ -20,6 +20,7 @@ class SignalTrailConfig(AppConfig):
             install_relations(options)
         auth.connect()
         bulk.install()
+        integrity.install()
         setting_changed.connect(clear_plans, dispatch_uid="signaltrail.clear_plans")
         # Under the "signaltrail.capture" prefix, so muted(post_migrate) keeps it.
         post_migrate.connect(

@@ -24,11 +24,13 @@ This module holds the chain: the hash the next event points at, and
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
@@ -38,7 +40,7 @@ from .canonical import canonical, signer
 # The chain's head
 # --------------------------------------------------------------------------
 
-_HEAD = "_signaltrail_chain_head"  # _Head: the open transaction's last hash
+_HEAD = "_signaltrail_chain_head"  # (transaction marker, hash): the open transaction's last
 _COMMITTED = "_signaltrail_committed_head"  # (generation, hash): the last one seen committed
 # Bumped when the event table may have been emptied (``flush`` sends
 # post_migrate): a committed hash remembered before may be gone.
@@ -86,8 +88,8 @@ def chain_head(connection: Any) -> str:
     head = state.get(_HEAD)
     if head is not None:
         marker = _transaction_marker(connection)
-        if marker is not None and head.marker is marker:
-            return head.digest
+        if marker is not None and head[0] is marker:
+            return head[1]
         # Rolled back (a commit would have dropped it): drop it, and the
         # reference to an old list with it.
         del state[_HEAD]
@@ -101,54 +103,58 @@ def chain_head(connection: Any) -> str:
 def set_chain_head(connection: Any, digest: str) -> None:
     """Note ``digest`` as the newest event written on ``connection``.
 
-    In a transaction, it is the head for the rest of it, and the
-    transaction's one on-commit callback makes it the committed head (see
-    :class:`_Head`).
+    In a transaction, it is the head for the rest of it, and becomes the
+    committed head if the transaction commits with it (see :func:`install`).
     """
     marker = _transaction_marker(connection)
     state = connection.__dict__
     if marker is not None:
-        head = state.get(_HEAD)
-        if head is not None and head.marker is marker:
-            head.digest = digest
-        else:
-            head = state[_HEAD] = _Head(connection, marker, digest)
-            connection.on_commit(head)
+        state[_HEAD] = (marker, digest)
         return
     state.pop(_HEAD, None)
     if connection.get_autocommit() and not connection.in_atomic_block:
         state[_COMMITTED] = (_generation, digest)  # already committed
 
 
-class _Head:
-    """A transaction's newest event, and its on-commit callback.
+def _note_commit(connection: Any) -> None:
+    """The transaction on ``connection`` has just committed: keep its newest hash.
 
-    Registered once per transaction, in ``marker``, the on-commit list of
-    the moment; ``digest`` follows the transaction's writes. Committing,
-    Django runs the transaction's final list, taking each callback out of it
-    before calling it. A rolled-back savepoint (a ``savepoint_rollback()``
-    by hand included, which leaves callbacks registered before it in place)
-    makes Django build a new list, and the newest event may be gone: this
-    callback then finds itself still in its old list and trusts nothing, so
-    the next event selects the newest hash. Likewise a test running
-    callbacks early, inside its transaction.
+    Called as Django is about to run the on-commit callbacks, before them, so
+    that events they write chain to it. The head is trusted only if Django's
+    on-commit list is still the one it was written with: a rolled-back
+    savepoint (one by hand too) replaces the list, and the newest event may
+    then be gone; the next event then selects the newest hash.
     """
+    state = connection.__dict__
+    head = state.pop(_HEAD, None)
+    if head is None:
+        return
+    if head[0] is connection.run_on_commit:
+        state[_COMMITTED] = (_generation, head[1])
+    else:  # unknown which of its events survived: the next one selects the newest
+        state.pop(_COMMITTED, None)
 
-    __slots__ = ("connection", "digest", "marker")
 
-    def __init__(self, connection: Any, marker: list[Any], digest: str) -> None:
-        self.connection = connection
-        self.marker = marker
-        self.digest = digest
+def install() -> None:
+    """Learn of commits: wrap ``run_and_clear_commit_hooks``, once.
 
-    def __call__(self) -> None:
-        connection = self.connection
-        if connection.in_atomic_block or any(entry[1] is self for entry in self.marker):
-            return
-        state = connection.__dict__
-        state[_COMMITTED] = (_generation, self.digest)
-        if state.get(_HEAD) is self:
-            del state[_HEAD]
+    Django calls it on every connection right after a commit (and only
+    then), whether or not anything was registered with ``on_commit()``.
+    Nothing is registered there: a project's tests that count on-commit
+    callbacks see only their own.
+    """
+    original = BaseDatabaseWrapper.run_and_clear_commit_hooks
+    if getattr(original, "_signaltrail", False):
+        return
+
+    @functools.wraps(original)
+    def run_and_clear_commit_hooks(self: BaseDatabaseWrapper) -> None:
+        if _HEAD in self.__dict__:
+            _note_commit(self)
+        original(self)
+
+    run_and_clear_commit_hooks._signaltrail = True  # type: ignore[attr-defined]
+    BaseDatabaseWrapper.run_and_clear_commit_hooks = run_and_clear_commit_hooks  # type: ignore[method-assign]
 
 
 def forget_committed_heads(**kwargs: Any) -> None:
