@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from django.db import connection, transaction
 from django.db.models import F, Value
-from django.db.models.functions import Concat
+from django.db.models.functions import Concat, Upper
 from django.db.models.query import QuerySet
 from django.test.utils import CaptureQueriesContext
 
@@ -366,3 +366,40 @@ def test_querysets_of_untracked_models_run_djangos_methods():
     note = Note.objects.bulk_create([Note(text="x")])[0]
     assert Note.objects.bulk_update([note], ["text"]) == 1
     assert events() == []
+
+
+# -- pks of every kind through the bulk paths' pk filters ------------------------------
+
+
+@pytest.mark.django_db
+def test_update_and_bulk_update_on_uuid_and_text_primary_keys():
+    """On PostgreSQL the batches are filtered with one array parameter
+    (``pk = ANY(%s)``): it must match uuid and text keys as ``pk__in`` does."""
+    from tests.testapp.models import UUIDThing
+
+    things = [UUIDThing.objects.create(label=f"t{i}") for i in range(3)]
+    assert UUIDThing.objects.filter(label__startswith="t").update(label=Upper("label")) == 3
+    updates = {e.object_pk: e.changes for e in events(model=UUIDThing) if e.action == "update"}
+    assert updates == {str(t.pk): {"label": [t.label, t.label.upper()]} for t in things}
+    codes = [Code.objects.create(code=f"c-{i}", label="old") for i in range(3)]
+    for code in codes:
+        code.label = "new"
+    Code.objects.bulk_update(codes, ["label"])
+    updated = Code.objects.filter(code__in=["c-0", "c-1", "c-2"]).update(
+        label=Concat("label", Value("!"))
+    )
+    assert updated == 3
+    assert set(Code.objects.values_list("label", flat=True)) >= {"new!"}
+    changes = [e.changes for e in events(model=Code) if e.action == "update"]
+    assert changes == [{"label": ["old", "new"]}] * 3 + [{"label": ["new", "new!"]}] * 3
+
+
+@pytest.mark.django_db
+def test_postgresql_filters_a_batch_with_one_array_parameter():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL only")
+    Product.objects.bulk_create([Product(name=f"p{i}") for i in range(50)])
+    with CaptureQueriesContext(connection) as ctx:
+        assert Product.objects.update(stock=F("stock") + 1) == 50
+    [update] = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith("UPDATE")]
+    assert "= ANY(" in update and " IN (" not in update

@@ -26,7 +26,17 @@ from django.db.models import sql
 from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
 
-from .bulk_rows import _diff, _options, _original, _plans_for, _record, _specs, _suppressed, _values
+from .bulk_rows import (
+    _diff,
+    _options,
+    _original,
+    _plans_for,
+    _record,
+    _specs,
+    _suppressed,
+    _values,
+    by_pks,
+)
 from .bulk_writes import bulk_create, bulk_update
 from .conf import conf
 from .registry import FieldPlan, registry
@@ -73,12 +83,12 @@ def update(self: QuerySet, **kwargs: Any) -> int:
             if expressions:
                 # The values written come back with the UPDATE where the
                 # database can return them, else from one SELECT.
-                returned = _update_returning(base.filter(pk__in=pks), kwargs, plans)
+                returned = _update_returning(by_pks(base, pks), kwargs, plans)
             if returned is not None:
                 total += len(returned)
                 written = {row[0]: dict(zip(attnames, row[1:], strict=True)) for row in returned}
             else:
-                total += _original["update"](base.filter(pk__in=pks), **kwargs)
+                total += _original["update"](by_pks(base, pks), **kwargs)
                 if expressions:
                     written = _values(model, using, pks, attnames)
                 else:
