@@ -116,16 +116,22 @@ def write(
     if not entries:
         return []
     event_model, event_recorded = _models()
-    at_field, actor_field, ct_field = _fields()
+    _, actor_field, ct_field = _fields()
     connection = connections[using]
-    listeners = event_recorded.has_listeners(event_model)
+    # Most projects connect nothing: skip asking for the live receivers then.
+    listeners = bool(event_recorded.receivers) and event_recorded.has_listeners(event_model)
     instances = returning or listeners or connection.vendor not in RAW_VENDORS
     ctx = current()
-    metadata = to_json(ctx.metadata)
-    metadata_text = canonical.encode(metadata)
+    if ctx.metadata:
+        metadata = to_json(ctx.metadata)
+        metadata_text = canonical.encode(metadata)
+    else:
+        metadata, metadata_text = {}, "{}"
     now = timezone.now()
     at_text = canonical.timestamp_text(now)
-    at_db = None if instances else at_field.get_db_prep_save(now, connection)
+    # What the field's get_db_prep_save() gives an aware datetime, minus its
+    # checks of values that timezone.now() never returns.
+    at_db = None if instances else connection.ops.adapt_datetimefield_value(now)
     sign = canonical.signer()
     base_actor = _who(ctx.actor, actor_field, connection, instances)
     actors: dict[int, tuple[Any, str, Any]] = {}  # per entry actor, by id()
@@ -153,7 +159,7 @@ def write(
                 found = content_type_id(using, entry.model)
                 known_ct = content_types[entry.model] = (
                     found,
-                    None if instances else ct_field.get_db_prep_save(found, connection),
+                    None if instances else _ct_column(ct_field, found, connection),
                 )
             ct_id, ct_db = known_ct
         if entry.details:
@@ -221,6 +227,15 @@ def write(
         for event in events:
             event_recorded.send(sender=event_model, event=event)
     return events
+
+
+def _ct_column(ct_field: Any, ct_id: Any, connection: Any) -> Any:
+    """The content type column's value for ``ct_id`` (the same every time)."""
+    cache = connection.__dict__.setdefault("_signaltrail_ct_column", {})
+    value = cache.get(ct_id)
+    if value is None:
+        value = cache[ct_id] = ct_field.get_db_prep_save(ct_id, connection)
+    return value
 
 
 def _who(actor: Any, actor_field: Any, connection: Any, instances: bool) -> tuple[Any, str, Any]:
