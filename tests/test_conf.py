@@ -1,0 +1,51 @@
+"""``signaltrail.conf.conf``: defaults in one place, and settings changes seen.
+
+The dict is kept between reads (the writer reads settings for every event);
+a change made the way Django tests change settings must still show at once.
+"""
+
+from django.test import override_settings
+
+from signaltrail.conf import DEFAULTS, conf
+
+
+def test_defaults_when_unset(settings):
+    del settings.SIGNALTRAIL
+    assert DEFAULTS["REPR_MAX_LENGTH"] == conf.REPR_MAX_LENGTH
+    assert conf.raw is None
+
+
+def test_override_settings_is_seen_and_undone():
+    before = conf.REPR_MAX_LENGTH
+    with override_settings(SIGNALTRAIL={"REPR_MAX_LENGTH": 7}):
+        assert conf.REPR_MAX_LENGTH == 7
+        assert DEFAULTS["BULK_BATCH_SIZE"] == conf.BULK_BATCH_SIZE
+    assert before == conf.REPR_MAX_LENGTH
+
+
+def test_the_settings_fixture_is_seen(settings):
+    settings.SIGNALTRAIL = {"BULK_BATCH_SIZE": 3}
+    assert conf.BULK_BATCH_SIZE == 3
+    settings.SIGNALTRAIL = {"BULK_BATCH_SIZE": 4}
+    assert conf.BULK_BATCH_SIZE == 4
+
+
+def test_other_settings_changing_keep_the_cache(settings):
+    settings.SIGNALTRAIL = {"REPR_MAX_LENGTH": 9}
+    assert conf.REPR_MAX_LENGTH == 9
+    settings.USE_TZ = True  # another setting: nothing to reload
+    assert conf.REPR_MAX_LENGTH == 9
+
+
+def test_a_value_that_is_not_a_dict_behaves_as_unset(settings):
+    settings.SIGNALTRAIL = ["not", "a", "dict"]  # signaltrail.E001 reports it
+    assert DEFAULTS["REPR_MAX_LENGTH"] == conf.REPR_MAX_LENGTH
+
+
+def test_unknown_names_are_attribute_errors():
+    try:
+        conf.NO_SUCH_SETTING  # noqa: B018
+    except AttributeError as error:
+        assert "NO_SUCH_SETTING" in str(error)
+    else:
+        raise AssertionError("conf.NO_SUCH_SETTING should raise AttributeError")
