@@ -418,10 +418,17 @@ def test_on_commit_callbacks_run_inside_a_transaction_commit_nothing(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_after_flush_the_next_event_looks_again():
-    """``flush`` empties the table: a hash remembered before it is gone."""
+@pytest.mark.parametrize("post_migrate", [True, False], ids=["flush", "flush-without-post_migrate"])
+def test_after_flush_the_next_event_looks_again(post_migrate):
+    """``flush`` empties the table: a hash remembered before it is gone.
+    TransactionTestCase flushes without post_migrate when it has
+    ``available_apps`` or ``serialized_rollback``."""
     Product.objects.create(name="before")
-    call_command("flush", "--no-input", verbosity=0)
+    call_command("flush", "--no-input", verbosity=0, inhibit_post_migrate=not post_migrate)
+    if not post_migrate:
+        from django.contrib.contenttypes.models import ContentType
+
+        ContentType.objects.clear_cache()  # as the runner's next setUp has it
     with CaptureQueriesContext(connection) as ctx:
         Product.objects.create(name="after")
     assert len(hash_selects(ctx)) == 1
@@ -573,18 +580,26 @@ def test_a_deferred_constraint_failing_at_commit_keeps_neither_row_nor_event():
     assert "intact" in call_verify()
 
 
-def test_server_side_binding_keeps_the_commit_apart():
+@pytest.mark.django_db(transaction=True)
+def test_a_server_side_binding_cursor_keeps_the_commit_apart():
+    """With a cursor that binds on the server (the ``server_side_binding``
+    option, or a ``cursor_factory`` of the project's), one execute() can't
+    hold two statements: the save must still work, COMMIT sent apart."""
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL only")
-    from signaltrail.inserts import _client_side_binding
+    from django.db.backends.postgresql.base import ServerBindingCursor
 
-    other = connections.create_connection("default")
+    connection.ensure_connection()
+    raw = connection.connection
+    before = raw.cursor_factory
+    raw.cursor_factory = ServerBindingCursor
     try:
-        assert _client_side_binding(other) is True
-        other.settings_dict = {
-            **other.settings_dict,
-            "OPTIONS": {**other.settings_dict["OPTIONS"], "server_side_binding": True},
-        }
-        assert _client_side_binding(other) is False
+        with CaptureQueriesContext(connection) as ctx:
+            product = Product.objects.create(name="bound on the server")
     finally:
-        other.close()
+        raw.cursor_factory = before
+    [insert] = _event_inserts(ctx)
+    assert "COMMIT" not in insert
+    assert _seen_from_another_connection(Product, pk=product.pk)
+    assert _seen_from_another_connection(Event, object_pk=str(product.pk), action="create")
+    assert "intact" in call_verify()

@@ -11,6 +11,7 @@ their field's ``get_db_prep_save``. Only the databases in
 
 from __future__ import annotations
 
+import functools
 import json
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, NamedTuple
@@ -94,7 +95,7 @@ def insert(connection: Any, at_db: Any, rows: list[Row], commit: bool = False) -
                 ]
             )
             statement = sql["json_rows"]
-            if commit and sql["commit_suffix"]:
+            if commit and _carries_commit(cursor):
                 statement += "; COMMIT"
             cursor.execute(statement, [at_db, f"[{array}]"])
             return
@@ -110,7 +111,7 @@ def insert(connection: Any, at_db: Any, rows: list[Row], commit: bool = False) -
             for r in rows
         ]
         if len(values) == 1:
-            suffix = "; COMMIT" if commit and sql.get("commit_suffix") else ""
+            suffix = "; COMMIT" if commit and _carries_commit(cursor) else ""
             cursor.execute(sql["insert"] + sql["row"] + suffix, values[0])
         elif connection.vendor == "sqlite":
             size = max(1, connection.ops.bulk_batch_size(sql["fields"], values))
@@ -167,7 +168,6 @@ def _statements(connection: Any) -> dict[str, Any]:
                     else f.db_type(connection)
                 )
                 columns.append(f"(e->>{i})::{db_type}")
-        sql["commit_suffix"] = _client_side_binding(connection)
         sql["json_rows"] = (
             f"{head}SELECT %s, {', '.join(columns)} "
             "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows(e, n) ORDER BY n"
@@ -176,16 +176,27 @@ def _statements(connection: Any) -> dict[str, Any]:
     return sql
 
 
-def _client_side_binding(connection: Any) -> bool:
-    """Whether the connection's cursors send parameters merged into the query.
+def _carries_commit(cursor: Any) -> bool:
+    """Whether one ``execute()`` on ``cursor`` may hold two statements.
 
-    Only then may one ``execute()`` hold two statements. psycopg 2 is left
-    out: it tracks the transaction itself and would send a second COMMIT.
+    Only with psycopg 3's client-side binding (Django's default): the
+    parameters are merged into the query, sent with the simple protocol.
+    Decided from the cursor itself, so that a server-side binding cursor
+    (the ``server_side_binding`` option, or a ``cursor_factory`` of one's
+    own) is never sent two. psycopg 2 is left out: it tracks the
+    transaction itself and would send a second COMMIT.
     """
-    from django.db.backends.postgresql.psycopg_any import is_psycopg3
+    client_cursor = _client_cursor_class()
+    return client_cursor is not None and isinstance(getattr(cursor, "cursor", None), client_cursor)
 
-    options = connection.settings_dict.get("OPTIONS") or {}
-    return is_psycopg3 and options.get("server_side_binding") is not True
+
+@functools.cache
+def _client_cursor_class() -> Any:
+    try:
+        from psycopg import ClientCursor
+    except ImportError:  # psycopg 2, or no PostgreSQL driver
+        return None
+    return ClientCursor
 
 
 def _json_safe(value: Any) -> bool:

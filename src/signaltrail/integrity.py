@@ -31,6 +31,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.backends.base.operations import BaseDatabaseOperations
 from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 
@@ -42,8 +43,10 @@ from .canonical import canonical, signer
 
 _HEAD = "_signaltrail_chain_head"  # (transaction marker, hash): the open transaction's last
 _COMMITTED = "_signaltrail_committed_head"  # (generation, hash): the last one seen committed
-# Bumped when the event table may have been emptied (``flush`` sends
-# post_migrate): a committed hash remembered before may be gone.
+# Bumped when the event table may have been emptied (``flush``, whose
+# statements all go through ``execute_sql_flush``, even when it sends no
+# post_migrate, as in TransactionTestCase with available_apps or
+# serialized_rollback): a committed hash remembered before may be gone.
 _generation = 0
 
 
@@ -136,16 +139,27 @@ def _note_commit(connection: Any) -> None:
 
 
 def install() -> None:
-    """Learn of commits: wrap ``run_and_clear_commit_hooks``, once.
+    """Learn of commits and flushes: wrap two of Django's methods, once.
 
-    Django calls it on every connection right after a commit (and only
-    then), whether or not anything was registered with ``on_commit()``.
-    Nothing is registered there: a project's tests that count on-commit
-    callbacks see only their own.
+    ``run_and_clear_commit_hooks``: Django calls it on every connection
+    right after a commit (and only then), whether or not anything was
+    registered with ``on_commit()``. Nothing is registered there: a
+    project's tests that count on-commit callbacks see only their own.
+    ``execute_sql_flush``: what ``flush`` empties tables with.
     """
     original = BaseDatabaseWrapper.run_and_clear_commit_hooks
     if getattr(original, "_signaltrail", False):
         return
+    original_flush = BaseDatabaseOperations.execute_sql_flush
+
+    @functools.wraps(original_flush)
+    def execute_sql_flush(self: BaseDatabaseOperations, sql_list: Any) -> Any:
+        try:
+            return original_flush(self, sql_list)
+        finally:
+            forget_committed_heads()
+
+    BaseDatabaseOperations.execute_sql_flush = execute_sql_flush  # type: ignore[method-assign]
 
     @functools.wraps(original)
     def run_and_clear_commit_hooks(self: BaseDatabaseWrapper) -> None:
