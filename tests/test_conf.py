@@ -1,7 +1,7 @@
 """``signaltrail.conf.conf``: defaults in one place, and settings changes seen.
 
-The dict is kept between reads (the writer reads settings for every event);
-a change made the way Django tests change settings must still show at once.
+Settings are read at the moment they are needed, so a change shows at once,
+however it was made.
 """
 
 from django.test import override_settings
@@ -30,11 +30,14 @@ def test_the_settings_fixture_is_seen(settings):
     assert conf.BULK_BATCH_SIZE == 4
 
 
-def test_other_settings_changing_keep_the_cache(settings):
-    settings.SIGNALTRAIL = {"REPR_MAX_LENGTH": 9}
-    assert conf.REPR_MAX_LENGTH == 9
-    settings.USE_TZ = True  # another setting: nothing to reload
-    assert conf.REPR_MAX_LENGTH == 9
+def test_settings_replaced_without_a_signal_are_seen(monkeypatch):
+    """monkeypatch, or plain assignment: no setting_changed is sent."""
+    from django.conf import settings
+
+    monkeypatch.setattr(settings, "SIGNALTRAIL", {"REPR_MAX_LENGTH": 5}, raising=False)
+    assert conf.REPR_MAX_LENGTH == 5
+    monkeypatch.setattr(settings, "SIGNALTRAIL", {"REPR_MAX_LENGTH": 6})
+    assert conf.REPR_MAX_LENGTH == 6
 
 
 def test_a_value_that_is_not_a_dict_behaves_as_unset(settings):

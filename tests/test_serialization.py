@@ -522,3 +522,14 @@ def test_typed_serializers_record_what_to_json_records(name):
         else:
             assert recorded == expected, value
             assert type(recorded) is type(expected), value
+
+
+def test_a_time_whose_tzinfo_fails_is_recorded_not_raised():
+    class Broken(datetime.tzinfo):
+        def utcoffset(self, dt):
+            raise ValueError("no offset")
+
+    serialize = serializer_for(AllFields._meta.get_field("time"))
+    value = datetime.time(1, 2, 3, tzinfo=Broken())
+    assert serialize(value) == to_json(value)
+    assert isinstance(serialize(value), str)

@@ -13,7 +13,6 @@ class SignalTrailConfig(AppConfig):
 
         from . import auth, bulk, checks, integrity  # noqa: F401  (checks register on import)
         from .capture import install_relations
-        from .conf import conf
         from .registry import clear_plans, register_from_settings, registry
 
         register_from_settings()
@@ -23,7 +22,6 @@ class SignalTrailConfig(AppConfig):
         bulk.install()
         integrity.install()
         setting_changed.connect(clear_plans, dispatch_uid="signaltrail.clear_plans")
-        setting_changed.connect(conf.reload, dispatch_uid="signaltrail.capture.reload_settings")
         # Under the "signaltrail.capture" prefix, so muted(post_migrate) keeps it.
         post_migrate.connect(
             integrity.forget_committed_heads,

@@ -72,35 +72,20 @@ MASK = "***"
 
 
 class Settings:
-    """Attribute access to ``settings.SIGNALTRAIL`` with defaults.
-
-    The dict is looked up once and kept until Django says the setting
-    changed (``setting_changed``, which ``override_settings`` and
-    pytest-django's ``settings`` send): the writer reads settings for every
-    event, and going through ``django.conf.settings`` each time costs more
-    than the rest of a small event's bookkeeping.
-    """
-
-    _user: dict[str, Any] | None = None
+    """Attribute access to ``settings.SIGNALTRAIL`` with defaults."""
 
     def __getattr__(self, name: str) -> Any:
         if name not in DEFAULTS:
             raise AttributeError(name)
-        user = self._user
-        if user is None:
-            raw = getattr(settings, "SIGNALTRAIL", None) or {}
-            # Not a dict: reported by the system check signaltrail.E001; behave as unset.
-            user = self._user = raw if isinstance(raw, dict) else {}
+        user = getattr(settings, "SIGNALTRAIL", None) or {}
+        if not isinstance(user, dict):
+            # Reported by the system check signaltrail.E001; behave as unset.
+            return DEFAULTS[name]
         return user.get(name, DEFAULTS[name])
 
     @property
     def raw(self) -> Any:
         return getattr(settings, "SIGNALTRAIL", None)
-
-    def reload(self, **kwargs: Any) -> None:
-        """Read ``settings.SIGNALTRAIL`` again on next use (a setting_changed receiver)."""
-        if kwargs.get("setting") in (None, "SIGNALTRAIL"):
-            self.__dict__.pop("_user", None)
 
 
 conf = Settings()

@@ -120,7 +120,10 @@ _TEMPORAL = frozenset({datetime.datetime, datetime.date, datetime.time})
 
 def _temporal(value: Any) -> Any:
     if type(value) in _TEMPORAL:
-        return value.isoformat()
+        try:
+            return value.isoformat()
+        except Exception:  # a tzinfo whose utcoffset() fails: to_json() copes
+            return to_json(value)
     return _plain(value)
 
 
