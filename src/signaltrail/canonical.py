@@ -197,6 +197,22 @@ def encode(value: Any) -> str:
     return _text(value)
 
 
+_NULL = ("null", "null")
+
+
+def _leaf(value: Any) -> tuple[str, str] | None:
+    """(canonical text, ``json.dumps`` text) of a None, str or int; else None."""
+    if value is None:
+        return _NULL
+    kind = type(value)
+    if kind is str:
+        text = _quote(value)
+        return text, text
+    if kind is int:
+        return _int_text(value), repr(value)
+    return None
+
+
 def encode_changes(changes: Any) -> tuple[str, str | None]:
     """``(encode(changes), json.dumps(changes))``, sharing the work when it can.
 
@@ -213,30 +229,12 @@ def encode_changes(changes: Any) -> tuple[str, str | None]:
     for key, item in changes.items():
         if type(key) is not str or type(item) is not list or len(item) != 2:
             return _text(changes), None
-        old, new = item
-        kind = type(old)
-        if old is None:
-            old_text = old_json = "null"
-        elif kind is str:
-            old_text = old_json = _quote(old)
-        elif kind is int:
-            old_json = repr(old)
-            old_text = _int_text(old)
-        else:
-            return _text(changes), None
-        kind = type(new)
-        if new is None:
-            new_text = new_json = "null"
-        elif kind is str:
-            new_text = new_json = _quote(new)
-        elif kind is int:
-            new_json = repr(new)
-            new_text = _int_text(new)
-        else:
+        old, new = _leaf(item[0]), _leaf(item[1])
+        if old is None or new is None:
             return _text(changes), None
         quoted = _quote(key)
-        canonical[key] = f"{quoted}:[{old_text},{new_text}]"
-        stored.append(f"{quoted}: [{old_json}, {new_json}]")
+        canonical[key] = f"{quoted}:[{old[0]},{new[0]}]"
+        stored.append(f"{quoted}: [{old[1]}, {new[1]}]")
     return (
         "{" + ",".join([canonical[key] for key in sorted(canonical)]) + "}",
         "{" + ", ".join(stored) + "}",
