@@ -84,6 +84,9 @@ def insert(connection: Any, at_db: Any, rows: list[Row], commit: bool = False) -
         return found
 
     with connection.cursor() as cursor:
+        # "" but with psycopg 3's client-side cursors; used by the two forms
+        # below that send every row in one statement.
+        suffix = "; COMMIT" if commit and _carries_commit(cursor) else ""
         if "json_rows" in sql and all(_json_safe(row.actor) for row in rows):
             array = ",".join(
                 [
@@ -94,10 +97,7 @@ def insert(connection: Any, at_db: Any, rows: list[Row], commit: bool = False) -
                     for r in rows
                 ]
             )
-            statement = sql["json_rows"]
-            if commit and _carries_commit(cursor):
-                statement += "; COMMIT"
-            cursor.execute(statement, [at_db, f"[{array}]"])
+            cursor.execute(sql["json_rows"] + suffix, [at_db, f"[{array}]"])
             return
         values = [
             (
@@ -111,7 +111,6 @@ def insert(connection: Any, at_db: Any, rows: list[Row], commit: bool = False) -
             for r in rows
         ]
         if len(values) == 1:
-            suffix = "; COMMIT" if commit and _carries_commit(cursor) else ""
             cursor.execute(sql["insert"] + sql["row"] + suffix, values[0])
         elif connection.vendor == "sqlite":
             size = max(1, connection.ops.bulk_batch_size(sql["fields"], values))

@@ -116,7 +116,7 @@ def write(
     if not entries:
         return []
     event_model, event_recorded = _models()
-    _, actor_field, ct_field = _fields()
+    actor_field, ct_field = _fields()
     connection = connections[using]
     # Most projects connect nothing: skip asking for the live receivers then.
     listeners = bool(event_recorded.receivers) and event_recorded.has_listeners(event_model)
@@ -257,11 +257,11 @@ def _models() -> tuple[Any, Any]:
 
 
 @functools.cache
-def _fields() -> tuple[Any, Any, Any]:
+def _fields() -> tuple[Any, Any]:
     from .models import Event
 
     meta = Event._meta
-    return meta.get_field("at"), meta.get_field("actor"), meta.get_field("content_type")
+    return meta.get_field("actor"), meta.get_field("content_type")
 
 
 def _new_event(event_model: type[models.Model], **values: Any) -> Any:
