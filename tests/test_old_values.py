@@ -1,12 +1,11 @@
 """Old values: known without a SELECT per save (DESIGN invariant 2), and always right.
 
-A tracked save of a loaded instance may cost exactly two queries more than the same
-save of an untracked model: the INSERT of the event and the SELECT of the newest
-hash it chains to (BEGIN/COMMIT are not counted by Django's query capture). The
-SELECT is only needed for the first event of a transaction: each test runs in one,
-so a save after another tracked write (a fixture's create) costs the INSERT alone.
-When the trail cannot know the stored values (an instance built by hand, a deferred
-field changed without being loaded) it pays one SELECT, and records the truth.
+Each test runs in a transaction, where a tracked save of a loaded instance costs
+exactly the queries of the same save of an untracked model: its event waits until
+the transaction commits (or the trail is read) and goes into one INSERT with the
+transaction's other events (tests/test_held.py counts that one). When the trail
+cannot know the stored values (an instance built by hand, a deferred field changed
+without being loaded) it pays one SELECT, and records the truth.
 """
 
 from decimal import Decimal
@@ -53,9 +52,8 @@ def test_saving_a_loaded_instance_adds_only_the_event_queries(product, django_as
         note.save()
 
     product.stock = 4
-    # the UPDATE and the event INSERT; no SELECT of the row, and none of the
-    # newest hash: the fixture's create event in this transaction is the newest
-    with django_assert_num_queries(1 + 1) as tracked:
+    # the UPDATE alone, as for the untracked Note: no SELECT of the row
+    with django_assert_num_queries(1) as tracked:
         product.save()
     assert selects_from(tracked.captured_queries, PRODUCT) == []
     assert last_changes(product) == {"stock": [3, 4]}
@@ -65,7 +63,7 @@ def test_saving_a_loaded_instance_adds_only_the_event_queries(product, django_as
 def test_saving_a_created_instance_again_costs_no_select(django_assert_num_queries):
     p = Product.objects.create(name="Hammer", stock=3)
     p.stock = 4
-    with django_assert_num_queries(2) as tracked:  # UPDATE, event INSERT
+    with django_assert_num_queries(1) as tracked:  # the UPDATE
         p.save()
     assert selects_from(tracked.captured_queries, PRODUCT) == []
     assert last_changes(p) == {"stock": [3, 4]}
@@ -80,7 +78,7 @@ def test_a_save_that_changes_nothing_costs_only_the_update(product, django_asser
 @pytest.mark.django_db
 def test_update_fields_costs_no_select(product, django_assert_num_queries):
     product.stock = 5
-    with django_assert_num_queries(2) as tracked:  # UPDATE, event INSERT
+    with django_assert_num_queries(1) as tracked:  # the UPDATE
         product.save(update_fields=["stock"])
     assert selects_from(tracked.captured_queries, PRODUCT) == []
     assert last_changes(product) == {"stock": [3, 5]}
@@ -88,13 +86,12 @@ def test_update_fields_costs_no_select(product, django_assert_num_queries):
 
 @pytest.mark.django_db
 def test_creating_costs_no_select(django_assert_num_queries):
-    with django_assert_num_queries(3) as tracked:  # INSERT, hash SELECT, event INSERT
+    with django_assert_num_queries(1) as tracked:  # the INSERT
         Product.objects.create(name="Hammer")
     assert selects_from(tracked.captured_queries, PRODUCT) == []
     ContentType.objects.get_for_model(UUIDThing)  # cached once per process
-    # A pk from a default: an INSERT; then the event INSERT, chained to the
-    # event above without a SELECT (same transaction).
-    with django_assert_num_queries(2) as tracked:
+    # A pk from a default: the INSERT alone too.
+    with django_assert_num_queries(1) as tracked:
         UUIDThing.objects.create(label="x")
     assert selects_from(tracked.captured_queries, UUIDThing._meta.db_table) == []
 
@@ -105,7 +102,7 @@ def test_multi_table_child_loaded_costs_no_select(django_assert_num_queries):
     r = Restaurant.objects.get(pk=r.pk)
     r.name = "Mario"
     r.serves_pizza = True
-    with django_assert_num_queries(3) as tracked:  # two UPDATEs, event
+    with django_assert_num_queries(2) as tracked:  # two UPDATEs
         r.save()
     assert selects_from(tracked.captured_queries, "testapp_place") == []
     assert selects_from(tracked.captured_queries, "testapp_restaurant") == []
@@ -114,7 +111,7 @@ def test_multi_table_child_loaded_costs_no_select(django_assert_num_queries):
 
 @pytest.mark.django_db
 def test_deleting_a_loaded_instance_costs_no_select(product, django_assert_num_queries):
-    with django_assert_num_queries(3) as tracked:  # m2m rows, the row, event
+    with django_assert_num_queries(2) as tracked:  # m2m rows, the row
         product.delete()
     assert selects_from(tracked.captured_queries, PRODUCT) == []
 
@@ -129,7 +126,7 @@ def test_instance_built_by_hand_with_an_existing_pk(product, django_assert_num_q
         Note(pk=note.pk, text="y").save()
 
     rebuilt = Product(pk=product.pk, name="Hammer", price=Decimal("9.90"), stock=7)
-    with django_assert_num_queries(1 + 2) as tracked:  # the row's SELECT; UPDATE, event
+    with django_assert_num_queries(1 + 1) as tracked:  # the row's SELECT; UPDATE
         rebuilt.save()
     assert len(selects_from(tracked.captured_queries, PRODUCT)) == 1
     # Every field the hand-built instance wrote over is compared, data included.
@@ -170,7 +167,7 @@ def test_deleting_an_instance_built_by_hand_records_the_stored_values(product):
 def test_deferred_field_changed_without_loading_it(product, loaded, django_assert_num_queries):
     p = loaded(product.pk)
     p.stock = 8  # never read: the trail does not know the stored value
-    with django_assert_num_queries(1 + 2) as tracked:  # the row's SELECT; UPDATE, event
+    with django_assert_num_queries(1 + 1) as tracked:  # the row's SELECT; UPDATE
         p.save()
     assert len(selects_from(tracked.captured_queries, PRODUCT)) == 1
     assert last_changes(product) == {"stock": [3, 8]}
@@ -181,7 +178,7 @@ def test_deferred_field_changed_without_loading_it(product, loaded, django_asser
 def test_deferred_fields_not_touched_cost_nothing(product, django_assert_num_queries):
     p = Product.objects.only("name", "category").get(pk=product.pk)
     p.name = "Saw"
-    with django_assert_num_queries(2) as tracked:  # UPDATE, event INSERT
+    with django_assert_num_queries(1) as tracked:  # the UPDATE
         p.save()
     assert selects_from(tracked.captured_queries, PRODUCT) == []
     assert last_changes(product) == {"name": ["Hammer", "Saw"]}
@@ -193,7 +190,7 @@ def test_deferred_field_loaded_by_access_then_changed(product, django_assert_num
     with django_assert_num_queries(1):
         assert p.stock == 3  # Django loads it with refresh_from_db(fields=[...])
     p.stock = 9
-    with django_assert_num_queries(2) as tracked:  # UPDATE, event INSERT
+    with django_assert_num_queries(1) as tracked:  # the UPDATE
         p.save()
     assert selects_from(tracked.captured_queries, PRODUCT) == []
     assert last_changes(product) == {"stock": [3, 9]}
@@ -306,11 +303,10 @@ def test_json_of_an_instance_from_a_refresh_mutated_in_place_is_a_change(product
 @pytest.mark.django_db
 def test_f_expression_records_the_value_written(product, django_assert_num_queries):
     product.stock = F("stock") + 5
-    # The UPDATE and the event (the hash is known: same transaction as the
-    # fixture's event); where the UPDATE cannot return the value it wrote
-    # (MariaDB), one SELECT to read it back.
+    # The UPDATE; where it cannot return the value it wrote (MariaDB), one
+    # SELECT to read it back.
     returning = connection.features.can_return_rows_from_update
-    with django_assert_num_queries(2 if returning else 3):
+    with django_assert_num_queries(1 if returning else 2):
         product.save()
     assert last_changes(product) == {"stock": [3, 8]}
     assert product.stock == 8  # Django's own doing (RETURNING or a deferred reload)
@@ -336,7 +332,7 @@ def test_rows_hidden_by_the_default_manager_cost_no_select_when_loaded(
     article = Article.objects.create(title="Draft", active=False)
     article = Article.everything.get(pk=article.pk)
     article.title = "Final"
-    with django_assert_num_queries(2) as tracked:  # UPDATE, event INSERT
+    with django_assert_num_queries(1) as tracked:  # the UPDATE
         article.save()
     assert selects_from(tracked.captured_queries, Article._meta.db_table) == []
     assert last_changes(article) == {"title": ["Draft", "Final"]}

@@ -237,7 +237,8 @@ def test_sqlite_splits_the_insert_at_its_variable_limit():
     limit = raw.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
     raw.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 11 * 4)  # 4 events per INSERT
     try:
-        Category.objects.create(name="warm")  # the newest hash is then known
+        Category.objects.create(name="warm")
+        assert Event.objects.exists()  # its event is inserted; the newest hash is known
         with CaptureQueriesContext(connection) as ctx:
             Product.objects.bulk_create([Product(name=f"p{i}") for i in range(10)])
     finally:
@@ -259,10 +260,11 @@ def call_verify():
 
 
 def hash_selects(ctx):
+    """The SELECTs of the newest hash (integrity._latest) in a capture."""
     return [
         q["sql"]
         for q in ctx.captured_queries
-        if q["sql"].lstrip().upper().startswith("SELECT") and EVENTS in q["sql"]
+        if q["sql"].lstrip().upper().startswith("SELECT HASH FROM") and EVENTS in q["sql"]
     ]
 
 
@@ -278,6 +280,7 @@ def hash_selects(ctx):
 def test_only_a_connections_first_event_selects_the_newest_hash(mode):
     with CaptureQueriesContext(connection) as first:
         Product.objects.create(name="a")
+        assert Event.objects.exists()  # in a transaction, this inserts the held event
     with CaptureQueriesContext(connection) as later:
         Product.objects.create(name="b")
         Product.objects.filter(name="b").update(stock=F("stock") + 1)
@@ -299,12 +302,14 @@ def test_a_rolled_back_savepoint_makes_the_next_event_select_again():
         raise RuntimeError
     with CaptureQueriesContext(connection) as ctx:
         Product.objects.create(name="after")
+        assert Event.objects.exists()  # inserts the held event
     assert len(hash_selects(ctx)) == 1
     sid = transaction.savepoint_create()
     Product.objects.create(name="rolled back too")
     transaction.savepoint_rollback(sid)
     with CaptureQueriesContext(connection) as ctx:
         Product.objects.create(name="last")
+        assert Event.objects.exists()
     assert len(hash_selects(ctx)) == 1
     assert Event.objects.filter(action="create").count() == 3
     assert "intact" in call_verify()
@@ -317,6 +322,7 @@ def test_a_released_savepoint_keeps_the_newest_hash():
         Product.objects.create(name="b")
     with CaptureQueriesContext(connection) as ctx:
         Product.objects.create(name="c")
+        assert Event.objects.exists()  # inserts the held events
     assert hash_selects(ctx) == []
     assert "intact" in call_verify()
 
@@ -374,6 +380,14 @@ def test_a_rolled_back_transaction_is_never_pointed_at():
         raise RuntimeError
     with CaptureQueriesContext(connection) as ctx:
         Product.objects.create(name="after")
+    # The rolled-back event was held, never inserted: the committed head stands.
+    assert hash_selects(ctx) == []
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Product.objects.create(name="rolled back after a read")
+        assert Event.objects.filter(action="create").count() == 3  # inserts it
+        raise RuntimeError
+    with CaptureQueriesContext(connection) as ctx:
+        Product.objects.create(name="after it")
     assert len(hash_selects(ctx)) == 1  # the head it knew was rolled back
     with transaction.atomic():
         Product.objects.create(name="kept in a transaction")
@@ -391,10 +405,11 @@ def test_a_rolled_back_transaction_is_never_pointed_at():
     with CaptureQueriesContext(connection) as ctx:
         Product.objects.create(name="last")
     assert len(hash_selects(ctx)) == 1
-    kept, after, in_txn, after_sp, kept_again, last = Event.objects.filter(
+    kept, after, after_it, in_txn, after_sp, kept_again, last = Event.objects.filter(
         action="create"
     ).order_by("id")
     assert after.prev_hash == kept.hash
+    assert after_it.prev_hash == after.hash
     assert after_sp.prev_hash == in_txn.hash
     assert last.prev_hash == kept_again.hash
     assert "intact" in call_verify()

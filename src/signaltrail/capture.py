@@ -18,7 +18,7 @@ import functools
 from typing import Any
 
 from django.apps import apps
-from django.db import connections, models, router, transaction
+from django.db import models, router, transaction
 from django.db.models.signals import post_delete, pre_delete
 
 from . import m2m
@@ -97,14 +97,10 @@ def _wrap_save_table(model: type[models.Model]) -> None:
             return original(self, raw, cls, force_insert, force_update, using, update_fields)
         using = using or router.db_for_write(type(self), instance=self)
         computed = _prepare(self, opts, using, force_insert, update_fields)
-        connection = connections[using]
-        # In autocommit, the transaction below is ours, and the event is the
-        # last thing written in it: its INSERT may carry the COMMIT.
-        last = not connection.in_atomic_block and connection.get_autocommit()
         with transaction.atomic(using=using, savepoint=False):
             updated = original(self, raw, cls, force_insert, force_update, using, update_fields)
             values = _record_save(
-                type(self), opts, self, not updated, update_fields, using, computed, last
+                type(self), opts, self, not updated, update_fields, using, computed
             )
         # Only now: had writing or committing failed, so would the save, and
         # the database would still hold the old values.
@@ -197,12 +193,8 @@ def _record_save(
     update_fields: Any,
     using: str,
     computed: Any,
-    last: bool = False,
 ) -> dict[str, Any]:
-    """Write the event of a save; return the values it wrote, by attname.
-
-    ``last``: nothing follows the event in its transaction (see ``write``).
-    """
+    """Write the event of a save; return the values it wrote, by attname."""
     plans = opts.fields
     if update_fields and not created:
         plans = tuple(p for p in plans if p.name in update_fields or p.attname in update_fields)
@@ -232,7 +224,7 @@ def _record_save(
         write(
             using,
             [Entry(action, sender, instance.pk, object_repr(instance), changes)],
-            commit=last,
+            hold=True,
         )
     return values
 
@@ -305,7 +297,7 @@ def on_post_delete(
     text = state.pop("trail_repr", None)
     if text is None:
         text = object_repr(instance)
-    write(using, [Entry("delete", sender, instance.pk, text, changes)], defer=True)
+    write(using, [Entry("delete", sender, instance.pk, text, changes)], defer=True, hold=True)
 
 
 # --------------------------------------------------------------------------

@@ -37,8 +37,10 @@ _dumps = json.JSONEncoder().encode  # json.dumps(value) with its defaults, minus
 
 
 class Row(NamedTuple):
-    """One event to insert, its values prepared ("at" apart: the same for all)."""
+    """One event to insert: its columns' values but the chain's, and what its
+    canonical text is made of (:func:`signaltrail.canonical.row_text`)."""
 
+    at: Any  # the column's value
     action: str
     actor: Any  # the column's value
     actor_label: str
@@ -48,12 +50,19 @@ class Row(NamedTuple):
     changes: Any
     changes_json: str | None  # json.dumps(changes), when already known
     context: Any
-    prev_hash: str
-    hash: str
+    head: str  # canonical text of at, action, actor_label, content_type_id
+    changes_text: str
+    context_text: str
+    user: Any  # the actor as a user instance, or None
+    content_type_id: Any
 
 
-def insert(connection: Any, at_db: Any, rows: list[Row], commit: bool = False) -> None:
+def insert(
+    connection: Any, rows: list[Row], links: list[tuple[str, str]], commit: bool = False
+) -> None:
     """One INSERT of prepared rows, in the form fastest on each database.
+
+    ``links``: each row's ``(prev_hash, hash)``.
 
     - PostgreSQL: the rows as one JSON array, expanded by
       ``jsonb_array_elements`` (``WITH ORDINALITY ... ORDER BY``: ids follow
@@ -88,27 +97,37 @@ def insert(connection: Any, at_db: Any, rows: list[Row], commit: bool = False) -
         # below that send every row in one statement.
         suffix = "; COMMIT" if commit and _carries_commit(cursor) else ""
         if "json_rows" in sql and all(_json_safe(row.actor) for row in rows):
+            times: dict[int, str] = {}  # by id(): rows written together share it
+
+            def at_json(value: Any) -> str:
+                found = times.get(id(value))
+                if found is None:
+                    found = times[id(value)] = _quote(
+                        value if type(value) is str else value.isoformat()
+                    )
+                return found
+
             array = ",".join(
                 [
-                    f"[{_quote(r.action)},{_scalar(r.actor)},{_quote(r.actor_label)},"
-                    f"{_scalar(r.content_type)},{_quote(r.object_pk)},{_quote(r.object_repr)},"
+                    f"[{at_json(r.at)},{_quote(r.action)},{_scalar(r.actor)},"
+                    f"{_quote(r.actor_label)},{_scalar(r.content_type)},{_quote(r.object_pk)},"
+                    f"{_quote(r.object_repr)},"
                     f"{_dumps(r.changes) if r.changes_json is None else r.changes_json},"
-                    f"{context_json(r.context)},{_quote(r.prev_hash)},{_quote(r.hash)}]"
-                    for r in rows
+                    f"{context_json(r.context)},{_quote(prev)},{_quote(digest)}]"
+                    for r, (prev, digest) in zip(rows, links, strict=True)
                 ]
             )
-            cursor.execute(sql["json_rows"] + suffix, [at_db, f"[{array}]"])
+            cursor.execute(sql["json_rows"] + suffix, [f"[{array}]"])
             return
         values = [
             (
-                at_db,
-                *r[:6],
+                *r[:7],
                 _dumps(r.changes) if r.changes_json is None else r.changes_json,
                 context_json(r.context),
-                r.prev_hash,
-                r.hash,
+                prev,
+                digest,
             )
-            for r in rows
+            for r, (prev, digest) in zip(rows, links, strict=True)
         ]
         if len(values) == 1:
             cursor.execute(sql["insert"] + sql["row"] + suffix, values[0])
@@ -153,7 +172,7 @@ def _statements(connection: Any) -> dict[str, Any]:
     }
     if postgresql:
         columns = []
-        for i, f in enumerate(fields[1:]):
+        for i, f in enumerate(fields):
             if isinstance(f, models.JSONField):
                 columns.append(f"e->{i}")
             elif f.get_internal_type() in ("CharField", "TextField"):
@@ -168,7 +187,7 @@ def _statements(connection: Any) -> dict[str, Any]:
                 )
                 columns.append(f"(e->>{i})::{db_type}")
         sql["json_rows"] = (
-            f"{head}SELECT %s, {', '.join(columns)} "
+            f"{head}SELECT {', '.join(columns)} "
             "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows(e, n) ORDER BY n"
         )
     connection.__dict__["_signaltrail_sql"] = sql

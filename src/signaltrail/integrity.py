@@ -24,6 +24,7 @@ This module holds the chain: the hash the next event points at, and
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from .canonical import canonical, signer
 
 _HEAD = "_signaltrail_chain_head"  # (transaction marker, hash): the open transaction's last
 _COMMITTED = "_signaltrail_committed_head"  # (generation, hash): the last one seen committed
+_COMMITTING = "_signaltrail_committing"  # set while held events go in just before COMMIT
 # Bumped when the event table may have been emptied (``flush``, whose
 # statements all go through ``execute_sql_flush``, even when it sends no
 # post_migrate, as in TransactionTestCase with available_apps or
@@ -71,11 +73,26 @@ def _transaction_marker(connection: Any) -> Any:
     is there, every event written on this connection since is still in the
     database, uncommitted, in this very transaction. Only a transaction
     opened by ``atomic()`` in autocommit mode counts (``commit_on_exit``):
-    with autocommit turned off by hand, ``commit()`` keeps the list.
+    with autocommit turned off by hand, ``commit()`` keeps the list. While
+    ``atomic()`` commits (:func:`committing`), the block has ended but its
+    transaction and list are still there.
     """
-    if not (connection.in_atomic_block and connection.commit_on_exit):
+    if not (
+        (connection.in_atomic_block or _COMMITTING in connection.__dict__)
+        and connection.commit_on_exit
+    ):
         return None
     return getattr(connection, "run_on_commit", None)
+
+
+@contextlib.contextmanager
+def committing(connection: Any) -> Iterator[None]:
+    """Events written inside are the last of a transaction about to commit."""
+    connection.__dict__[_COMMITTING] = True
+    try:
+        yield
+    finally:
+        del connection.__dict__[_COMMITTING]
 
 
 def chain_head(connection: Any) -> str:

@@ -87,7 +87,7 @@ def on_m2m_changed(
         if is_paused():
             count_skipped(opts.model, using=using)
             continue
-        write(using, [entry])
+        write(using, [entry], hold=True)
 
 
 def _on_reverse(
@@ -129,6 +129,7 @@ def _on_reverse(
     write(
         using,
         [Entry(name, opts.model, pk, f"{label} ({pk})", changes) for pk in _sorted_keys(pks)],
+        hold=True,
     )
 
 

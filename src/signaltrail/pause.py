@@ -106,6 +106,7 @@ class paused:
                             details={"reason": self.reason, **self.details},
                         )
                     ],
+                    hold=True,
                 )
         except Exception:
             if not failing:

@@ -27,7 +27,7 @@ from django.db import connections, models
 from django.db.models.base import ModelState
 from django.utils import timezone
 
-from . import canonical, integrity
+from . import canonical, held, integrity
 from .content_types import content_type_id
 from .context import current, resolve_actor
 from .inserts import RAW_VENDORS, Row, insert
@@ -92,22 +92,22 @@ def write(
     defer: bool = False,
     *,
     returning: bool = False,
-    commit: bool = False,
+    hold: bool = False,
 ) -> list[Any]:
     """Insert ``entries`` as events on ``using`` and send ``event_recorded``.
 
     Costs one multi-row INSERT (on SQLite, one per ~3,000 events: its
-    variable limit), plus one SELECT of the newest hash unless an event was
-    already written on ``using`` in this transaction (and, the first time
-    on ``using`` or after content types changed, one SELECT of their ids:
-    :mod:`signaltrail.content_types`). Returns the Event
-    instances (with their pks) when ``returning`` is set or
-    ``event_recorded`` has receivers, else ``[]``.
+    variable limit), plus one SELECT of the newest hash unless this
+    connection already knows it (and, the first time on ``using`` or after
+    content types changed, one SELECT of their ids:
+    :mod:`signaltrail.content_types`). Returns the Event instances (with
+    their pks) when ``returning`` is set or ``event_recorded`` has
+    receivers, else ``[]``.
+
     With ``defer=True`` inside :func:`batched`, the entries are kept and
-    written when the block ends. ``commit=True`` says the caller opened the
-    transaction in autocommit mode and writes nothing after: where the
-    driver allows, the INSERT then carries the COMMIT (one round trip less),
-    and ``atomic()`` finds the transaction already committed.
+    written when the block ends. With ``hold=True`` inside ``atomic()``,
+    they may wait in :mod:`signaltrail.held` and be inserted with the
+    transaction's other events, before it commits.
     """
     pending = _deferred.get() if defer else None
     if pending is not None:
@@ -116,11 +116,25 @@ def write(
     if not entries:
         return []
     event_model, event_recorded = _models()
-    actor_field, ct_field = _fields()
     connection = connections[using]
     # Most projects connect nothing: skip asking for the live receivers then.
     listeners = bool(event_recorded.receivers) and event_recorded.has_listeners(event_model)
     instances = returning or listeners or connection.vendor not in RAW_VENDORS
+    rows = _rows(connection, using, entries, instances)
+    if hold and not instances and connection.in_atomic_block:
+        held.hold(connection, rows)
+        return []
+    held.flush(connection)  # what waits was recorded first
+    events = insert_rows(connection, rows, instances=instances)
+    if listeners:
+        for event in events:
+            event_recorded.send(sender=event_model, event=event)
+    return events
+
+
+def _rows(connection: Any, using: str, entries: Sequence[Entry], instances: bool) -> list[Row]:
+    """The entries' columns, and the parts of their canonical text but the chain."""
+    actor_field, ct_field = _fields()
     ctx = current()
     if ctx.metadata:
         metadata = to_json(ctx.metadata)
@@ -131,17 +145,14 @@ def write(
     at_text = canonical.timestamp_text(now)
     # What the field's get_db_prep_save() gives an aware datetime, minus its
     # checks of values that timezone.now() never returns.
-    at_db = None if instances else connection.ops.adapt_datetimefield_value(now)
-    sign = canonical.signer()
+    at_db = now if instances else connection.ops.adapt_datetimefield_value(now)
     base_actor = _who(ctx.actor, actor_field, connection, instances)
     actors: dict[int, tuple[Any, str, Any]] = {}  # per entry actor, by id()
     content_types: dict[type[models.Model], tuple[Any, Any]] = {}  # ct id, column value
     heads: dict[tuple[str, str, Any], str] = {}  # canonical heads by (action, label, ct id)
     encode, encode_changes = canonical.encode, canonical.encode_changes
-    row_text, row_head = canonical.row_text, canonical.row_head
-    prev = integrity.chain_head(connection)
+    row_head = canonical.row_head
     rows: list[Row] = []
-    events: list[Any] = []
     for entry in entries:
         if entry.actor is None:
             actor, label, actor_db = base_actor
@@ -177,55 +188,76 @@ def write(
         text = entry.object_repr
         if type(text) is not str:
             text = str(text)  # as the ORM would store it (TextField.to_python)
-        changes = entry.changes
         key = (entry.action, label, ct_id)
         head = heads.get(key)
         if head is None:
             head = heads[key] = row_head(at_text, *key)
-        changes_text, changes_json = encode_changes(changes)
-        digest = sign(row_text(head, object_pk, text, changes_text, context_text, prev))
-        if instances:
-            events.append(
-                _new_event(
-                    event_model,
-                    at=now,
-                    action=entry.action,
-                    actor=actor,
-                    actor_label=label,
-                    content_type_id=ct_id,
-                    object_pk=object_pk,
-                    object_repr=text,
-                    changes=changes,
-                    context=context,
-                    prev_hash=prev,
-                    hash=digest,
-                )
+        changes_text, changes_json = encode_changes(entry.changes)
+        rows.append(
+            Row(
+                at_db,
+                entry.action,
+                actor_db,
+                label,
+                ct_db,
+                object_pk,
+                text,
+                entry.changes,
+                changes_json,
+                context,
+                head,
+                changes_text,
+                context_text,
+                actor,
+                ct_id,
             )
-        else:
-            rows.append(
-                Row(
-                    entry.action,
-                    actor_db,
-                    label,
-                    ct_db,
-                    object_pk,
-                    text,
-                    changes,
-                    changes_json,
-                    context,
-                    prev,
-                    digest,
-                )
-            )
+        )
+    return rows
+
+
+def insert_rows(
+    connection: Any, rows: list[Row], *, instances: bool = False, commit: bool = False
+) -> list[Any]:
+    """Chain and sign prepared rows, then insert them; the Events when ``instances``.
+
+    ``commit``: the transaction commits right after (see
+    :func:`signaltrail.inserts.insert`).
+    """
+    sign = canonical.signer()
+    row_text = canonical.row_text
+    prev = integrity.chain_head(connection)
+    links: list[tuple[str, str]] = []
+    for row in rows:
+        text = row_text(
+            row.head, row.object_pk, row.object_repr, row.changes_text, row.context_text, prev
+        )
+        digest = sign(text)
+        links.append((prev, digest))
         prev = digest
+    events: list[Any] = []
     if instances:
-        event_model.objects.db_manager(using).bulk_create(events)
+        event_model, _ = _models()
+        events = [
+            _new_event(
+                event_model,
+                at=row.at,
+                action=row.action,
+                actor=row.user,
+                actor_label=row.actor_label,
+                content_type_id=row.content_type_id,
+                object_pk=row.object_pk,
+                object_repr=row.object_repr,
+                changes=row.changes,
+                context=row.context,
+                prev_hash=link[0],
+                hash=link[1],
+            )
+            for row, link in zip(rows, links, strict=True)
+        ]
+        event_model.objects.db_manager(connection.alias).bulk_create(events)
     else:
-        insert(connection, at_db, rows, commit=commit)
+        insert(connection, rows, links, commit=commit)
     integrity.set_chain_head(connection, prev)
-    if listeners:
-        for event in events:
-            event_recorded.send(sender=event_model, event=event)
     return events
 
 
