@@ -11,7 +11,7 @@ class SignalTrailConfig(AppConfig):
         from django.db.models.signals import post_migrate
         from django.test.signals import setting_changed
 
-        from . import auth, bulk, checks, held, integrity  # noqa: F401  (checks register on import)
+        from . import auth, begin, bulk, checks, held, integrity  # noqa: F401  (checks register on import)
         from .capture import install_relations
         from .registry import clear_plans, register_from_settings, registry
 
@@ -22,6 +22,7 @@ class SignalTrailConfig(AppConfig):
         bulk.install()
         integrity.install()
         held.install()
+        begin.install()
         setting_changed.connect(clear_plans, dispatch_uid="signaltrail.clear_plans")
         # Under the "signaltrail.capture" prefix, so muted(post_migrate) keeps it.
         post_migrate.connect(

@@ -64,9 +64,9 @@ def insert(
 
     ``links``: each row's ``(prev_hash, hash)``.
 
-    - PostgreSQL: the rows as one JSON array, expanded by
+    - PostgreSQL: several rows as one JSON array, expanded by
       ``jsonb_array_elements`` (``WITH ORDINALITY ... ORDER BY``: ids follow
-      the chain): two parameters, where a multi-row VALUES would make psycopg
+      the chain): one parameter, where a multi-row VALUES would make psycopg
       parse and quote thousands of placeholders in Python;
     - SQLite: multi-row VALUES, as many rows per statement as its variable
       limit allows (``bulk_batch_size``, as ``bulk_create`` does);
@@ -96,7 +96,9 @@ def insert(
         # "" but with psycopg 3's client-side cursors; used by the two forms
         # below that send every row in one statement.
         suffix = "; COMMIT" if commit and _carries_commit(cursor) else ""
-        if "json_rows" in sql and all(_json_safe(row.actor) for row in rows):
+        # One row: plain VALUES, which PostgreSQL plans and runs in about
+        # half the time of the JSON form (measured: ~40 vs ~90 µs).
+        if len(rows) > 1 and "json_rows" in sql and all(_json_safe(row.actor) for row in rows):
             times: dict[int, str] = {}  # by id(): rows written together share it
 
             def at_json(value: Any) -> str:

@@ -1,0 +1,113 @@
+"""BEGIN sent with the first statement of a tracked save's own transaction.
+
+In autocommit mode a tracked save opens ``atomic()`` so that its row and its
+event commit together. On PostgreSQL, psycopg sends that transaction's BEGIN
+as a round trip of its own before the first statement; the event's INSERT
+already carries the COMMIT (:mod:`signaltrail.held`). With psycopg 3's
+client-side binding (Django's default), one message may hold several
+statements, so here the BEGIN travels with the row's own statement: a save
+then costs two round trips instead of three.
+
+How: while :func:`riding` is active, the PostgreSQL backend's
+``_set_autocommit(False)`` leaves psycopg in autocommit mode and sets an
+execute wrapper that sends ``BEGIN; <statement>`` for the next statement
+(and moves the cursor to that statement's result). Django's own bookkeeping
+does not change: it sees its transaction open, commits or rolls back through
+psycopg as usual (psycopg sends COMMIT or ROLLBACK whenever the server has a
+transaction open), and savepoints inside work as before. Only plain BEGIN is
+sent this way: with an isolation level, read-only or deferrable transaction
+configured, psycopg sends its own BEGIN, as without the trail.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+from typing import Any
+
+_RIDING = "_signaltrail_riding"  # set while the next transaction's BEGIN may ride
+_ARMED = "_signaltrail_begin_wrapper"  # the execute wrapper, while armed
+
+
+@contextlib.contextmanager
+def riding(connection: Any) -> Iterator[None]:
+    """Inside: an ``atomic()`` opened in autocommit sends BEGIN with its first statement."""
+    if connection.vendor != "postgresql" or not _client_side(connection):
+        yield
+        return
+    state = connection.__dict__
+    state[_RIDING] = True
+    try:
+        yield
+    finally:
+        state.pop(_RIDING, None)
+        _disarm(connection)
+
+
+def _client_side(connection: Any) -> bool:
+    from .inserts import _client_cursor_class
+
+    client_cursor = _client_cursor_class()
+    raw = connection.connection
+    factory = getattr(raw, "cursor_factory", None)
+    return (
+        client_cursor is not None
+        and isinstance(factory, type)
+        and issubclass(factory, client_cursor)
+        and raw.isolation_level is None
+        and raw.read_only is None
+        and raw.deferrable is None
+    )
+
+
+def _first_statement(
+    connection: Any, execute: Any, sql: Any, params: Any, many: bool, context: Any
+) -> Any:
+    """Execute wrapper: open the transaction with this statement, then step aside."""
+    _disarm(connection)
+    if many or type(sql) is not str:
+        with connection.wrap_database_errors:
+            connection.connection.execute("BEGIN")
+        return execute(sql, params, many, context)
+    result = execute("BEGIN; " + sql, params, many, context)
+    context["cursor"].cursor.nextset()  # to the statement's own result
+    return result
+
+
+def _disarm(connection: Any) -> None:
+    wrapper = connection.__dict__.pop(_ARMED, None)
+    if wrapper is not None:
+        with contextlib.suppress(ValueError):
+            connection.execute_wrappers.remove(wrapper)
+
+
+def install() -> None:
+    """Wrap the PostgreSQL backend's ``_set_autocommit``, once (if it is importable)."""
+    try:
+        from django.db.backends.postgresql.base import DatabaseWrapper
+        from psycopg.pq import TransactionStatus
+    except Exception:  # no PostgreSQL driver, or psycopg 2
+        return
+    original = DatabaseWrapper._set_autocommit
+    if getattr(original, "_signaltrail", False):
+        return
+
+    @functools.wraps(original)
+    def _set_autocommit(self: Any, autocommit: bool) -> None:
+        state = self.__dict__
+        if not autocommit and _RIDING in state:
+            del state[_RIDING]  # only the transaction opened right inside riding()
+            raw = self.connection
+            if raw.autocommit and raw.info.transaction_status == TransactionStatus.IDLE:
+                wrapper = functools.partial(_first_statement, self)
+                state[_ARMED] = wrapper
+                self.execute_wrappers.insert(0, wrapper)
+                return
+        elif autocommit and self.connection.autocommit:
+            _disarm(self)  # no statement was sent: nothing was begun
+            return
+        original(self, autocommit)
+
+    _set_autocommit._signaltrail = True  # type: ignore[attr-defined]
+    DatabaseWrapper._set_autocommit = _set_autocommit
