@@ -618,3 +618,27 @@ def test_a_server_side_binding_cursor_keeps_the_commit_apart():
     assert _seen_from_another_connection(Product, pk=product.pk)
     assert _seen_from_another_connection(Event, object_pk=str(product.pk), action="create")
     assert "intact" in call_verify()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("mode", [None, "peers"])
+def test_bulk_reprs_leave_the_instances_as_they_were(mode):
+    """The bulk paths run __str__ on the instance itself, fetch mode set to
+    raise and put back: nothing is loaded into it, and a __str__ that needs a
+    query gives Django's default text."""
+    from django.db.models import FETCH_PEERS
+
+    category = Category.objects.create(name="Tools")
+    objs = [Product(name="a", category_id=category.pk), Product(name="b", category=category)]
+    if mode:
+        for obj in objs:
+            obj._state.fetch_mode = FETCH_PEERS
+    Product.objects.bulk_create(objs)
+    created = list(Event.objects.for_model(Product).filter(action="create").order_by("id"))
+    assert [e.object_repr for e in created] == [f"Product object ({objs[0].pk})", "b (Tools)"]
+    assert "category" not in objs[0]._state.fields_cache
+    for obj in objs:
+        if mode:
+            assert obj._state.fetch_mode is FETCH_PEERS
+        else:
+            assert "fetch_mode" not in obj._state.__dict__
