@@ -128,3 +128,53 @@ def test_with_an_isolation_level_psycopg_sends_its_own_begin():
     assert queries[0] == "BEGIN ISOLATION LEVEL SERIALIZABLE"
     assert len(queries) == 3
     assert Event.objects.count() == 2
+
+
+def test_with_execute_wrappers_the_transaction_is_left_to_psycopg():
+    """A project's wrapper sees the statement as Django sends it, inside the
+    transaction (here: a transaction-local setting a trigger requires)."""
+    warm()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION st_tenant() RETURNS trigger AS $$ BEGIN "
+            "IF current_setting('app.tenant', true) IS DISTINCT FROM 'acme' THEN "
+            "RAISE EXCEPTION 'no tenant'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            'CREATE TRIGGER st_tenant BEFORE INSERT ON "testapp_product" '
+            "FOR EACH ROW EXECUTE FUNCTION st_tenant()"
+        )
+    seen = []
+
+    def tenant(execute, sql, params, many, context):
+        context["cursor"].cursor.execute("SELECT set_config('app.tenant', 'acme', true)")
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    try:
+        with connection.execute_wrapper(tenant):
+            Product.objects.create(name="Hammer")
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute('DROP TRIGGER st_tenant ON "testapp_product"')
+            cursor.execute("DROP FUNCTION st_tenant()")
+    assert seen[0].startswith('INSERT INTO "testapp_product"')
+    assert Product.objects.filter(name="Hammer").exists()
+    assert Event.objects.filter(object_repr="Hammer").exists()
+
+
+def test_a_non_database_error_at_commit_leaves_no_transaction_open():
+    warm()
+
+    def refuse_events(execute, sql, params, many, context):
+        if sql.startswith('INSERT INTO "signaltrail_event"'):
+            raise RuntimeError("events refused")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(refuse_events), pytest.raises(RuntimeError):
+        Product.objects.create(name="Hammer")
+    assert idle() and connection.get_autocommit() and connection.connection.autocommit
+    Note.objects.create(text="autocommit")
+    connection.close()
+    assert Note.objects.filter(text="autocommit").exists()
+    assert not Product.objects.filter(name="Hammer").exists()

@@ -260,3 +260,82 @@ def test_a_failing_insert_caught_inside_the_transaction_still_rolls_it_back():
                 Event.objects.count()
         assert not Product.objects.exists()
     assert not Event.objects.exists()
+
+
+# -- the ends of a transaction ---------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_commit_inside_atomic_is_refused_and_commits_nothing():
+    from django.db.transaction import TransactionManagementError
+
+    from tests.testapp.models import Note
+
+    Product.objects.create(name="warm")
+    with contextlib.suppress(TransactionManagementError), transaction.atomic():
+        Note.objects.create(text="untracked")
+        Product.objects.create(name="tracked")
+        transaction.commit()
+    assert not Note.objects.exists()
+    assert list(Product.objects.values_list("name", flat=True)) == ["warm"]
+    assert Event.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_manual_transactions_keep_the_change_and_its_event_together():
+    """With autocommit off by hand, turning it back on commits (SQLite, MariaDB):
+    the events are not held there, so they commit with the change."""
+    Product.objects.create(name="warm")
+    transaction.set_autocommit(False)
+    try:
+        Product.objects.create(name="manual")
+    finally:
+        if connection.vendor == "postgresql":  # refuses with a transaction open
+            transaction.commit()
+        transaction.set_autocommit(True)
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        raise RuntimeError  # a later rollback on the connection drops nothing of it
+    assert Product.objects.filter(name="manual").exists()
+    assert Event.objects.filter(object_repr="manual").exists()
+    assert verified()
+
+
+class WritesRefused(Exception):
+    """Not a DatabaseError, as django-read-only's own error."""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_any_error_while_inserting_at_commit_rolls_the_transaction_back():
+    """atomic() rolls back after a DatabaseError only; a project's execute wrapper
+    refusing writes raises something else, and the change must not commit."""
+    Product.objects.create(name="warm")
+    refusing = False
+
+    def read_only(execute, sql, params, many, context):
+        if refusing and not sql.lstrip().upper().startswith(("SELECT", "SAVEPOINT", "RELEASE")):
+            raise WritesRefused("writes are disabled")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(read_only):
+        with pytest.raises(WritesRefused), transaction.atomic():
+            Product.objects.create(name="written")
+            refusing = True  # back to read-only before the block ends
+        refusing = False
+    assert not transaction.get_connection().in_atomic_block
+    if connection.vendor == "postgresql":
+        from psycopg.pq import TransactionStatus
+
+        assert connection.connection.info.transaction_status == TransactionStatus.IDLE
+    connection.close()
+    assert list(Product.objects.values_list("name", flat=True)) == ["warm"]
+    assert list(Event.objects.values_list("object_repr", flat=True)) == ["warm"]
+
+
+@pytest.mark.django_db
+def test_sql_naming_the_table_in_other_letters_sees_the_events():
+    if connection.vendor == "mysql":
+        pytest.skip("MariaDB table names are case-sensitive on Linux")
+    Product.objects.create(name="Hammer")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COUNT(*) FROM {EVENTS.upper()}")
+        assert cursor.fetchone()[0] == 1

@@ -642,3 +642,68 @@ def test_bulk_reprs_leave_the_instances_as_they_were(mode):
             assert obj._state.fetch_mode is FETCH_PEERS
         else:
             assert "fetch_mode" not in obj._state.__dict__
+
+
+# -- COPY for many events (PostgreSQL, psycopg 3) --------------------------------------
+
+ODD_TEXTS = ["tab\there", "new\nline", "back\\slash", 'quote "q"', "ü ✓ 😀", "\\N", "", "a\rb"]
+
+
+@pytest.mark.django_db
+def test_many_events_are_copied_and_store_what_the_insert_stores(monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL with psycopg 3")
+    from signaltrail import inserts
+
+    texts = ODD_TEXTS * (inserts.COPY_FROM // len(ODD_TEXTS) + 1)
+
+    def batch(tag):
+        return [
+            Product(
+                name=f"{tag} {text}",
+                description=text,
+                data={"text": text, "n": i, "nested": [text, None, 1.5]},
+            )
+            for i, text in enumerate(texts)
+        ]
+
+    with signaltrail.context(actor="cron", reason="tab\tand\nnewline"):
+        with CaptureQueriesContext(connection) as copied:
+            Product.objects.bulk_create(batch("copy"))
+        monkeypatch.setattr(inserts, "COPY_FROM", 10**9)
+        with CaptureQueriesContext(connection) as inserted:
+            Product.objects.bulk_create(batch("insert"))
+    # (and a connection's first event SELECTs the newest hash)
+    writes = [q["sql"][:4] for q in copied.captured_queries if EVENTS in q["sql"]]
+    assert writes[-1:] == ["COPY"] and "INSE" not in writes
+    assert not any(q["sql"].startswith("COPY") for q in inserted.captured_queries)
+    events = list(Event.objects.filter(action="create").order_by("id"))
+    half = len(events) // 2
+    columns = "object_repr, changes::text, context::text, actor_label, content_type_id"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {EVENTS} WHERE action = 'create' ORDER BY id")
+        stored = cursor.fetchall()
+    for copy_row, insert_row in zip(stored[:half], stored[half:], strict=True):
+        assert copy_row[0].replace("copy ", "insert ", 1) == insert_row[0]
+        assert copy_row[2:] == insert_row[2:]
+    assert events[0].changes["description"] == [None, ODD_TEXTS[0]]
+    assert events[0].context["reason"] == "tab\tand\nnewline"
+    assert [e.object_pk for e in events[:3]] == [
+        str(p.pk) for p in Product.objects.order_by("id")[:3]
+    ]
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_copy_raises_a_django_error_and_leaves_nothing():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL with psycopg 3")
+    from django.db import DatabaseError
+
+    from signaltrail import inserts
+    from tests.test_held import refusing_events
+
+    with refusing_events(), pytest.raises(DatabaseError, match="trail down"):
+        Product.objects.bulk_create([Product(name=f"p{i}") for i in range(inserts.COPY_FROM)])
+    assert not Product.objects.exists()
+    assert not Event.objects.exists()

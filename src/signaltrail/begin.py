@@ -16,7 +16,9 @@ does not change: it sees its transaction open, commits or rolls back through
 psycopg as usual (psycopg sends COMMIT or ROLLBACK whenever the server has a
 transaction open), and savepoints inside work as before. Only plain BEGIN is
 sent this way: with an isolation level, read-only or deferrable transaction
-configured, psycopg sends its own BEGIN, as without the trail.
+configured, psycopg sends its own BEGIN, as without the trail; so it does
+when the connection has execute wrappers (``connection.execute_wrapper()``):
+they see the statements, and the transaction, exactly as without the trail.
 """
 
 from __future__ import annotations
@@ -99,13 +101,23 @@ def install() -> None:
         if not autocommit and _RIDING in state:
             del state[_RIDING]  # only the transaction opened right inside riding()
             raw = self.connection
-            if raw.autocommit and raw.info.transaction_status == TransactionStatus.IDLE:
+            if (
+                not self.execute_wrappers
+                and raw.autocommit
+                and raw.info.transaction_status == TransactionStatus.IDLE
+            ):
                 wrapper = functools.partial(_first_statement, self)
                 state[_ARMED] = wrapper
-                self.execute_wrappers.insert(0, wrapper)
+                self.execute_wrappers.append(wrapper)
                 return
         elif autocommit and self.connection.autocommit:
-            _disarm(self)  # no statement was sent: nothing was begun
+            _disarm(self)
+            if self.connection.info.transaction_status != TransactionStatus.IDLE:
+                # Django ends its transaction with commit() or rollback()
+                # before this; if something raised in between, what was
+                # begun is not committed, and must not stay open.
+                with self.wrap_database_errors:
+                    self.connection.rollback()
             return
         original(self, autocommit)
 

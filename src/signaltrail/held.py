@@ -8,14 +8,17 @@ saves in one transaction then cost ten row writes and one INSERT of events
 instead of twenty statements; a ``delete()`` or an m2m ``add()``, whose
 transaction Django opens itself, costs no round trip of its own.
 
-Nothing changes for what can be observed:
+What can be observed:
 
 - the events commit with the change or not at all: they are inserted
-  inside the transaction, and if that fails the transaction rolls back;
+  inside the transaction, and if that fails (or anything raises while they
+  are inserted) the transaction rolls back;
 - the transaction's own queries see them: any SQL that names the event
-  table (an ``Event`` queryset, a join from another model, raw SQL through
-  Django's cursor) first inserts what waits, through an execute wrapper set
-  on the connection only while something waits;
+  table, in any case (an ``Event`` queryset, a subquery, raw SQL through
+  Django's cursor), first inserts what waits, through an execute wrapper set
+  on the connection only while something waits. SQL that reads the table
+  without naming it - a view, a database function or trigger - does not
+  see them until then (README, "Known limits");
 - a rolled-back transaction or savepoint drops its events. So that a
   savepoint's rollback never drops events recorded before it, what waits is
   inserted before a savepoint is created: every held event is then newer
@@ -37,6 +40,16 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 LIMIT = 1000  # events held per connection before they are inserted anyway
 
 _HELD = "_signaltrail_held"  # (transaction marker, rows, execute wrapper)
+
+
+def can_hold(connection: Any) -> bool:
+    """Whether ``connection`` is inside ``atomic()`` opened in autocommit mode.
+
+    Only there is the end of the transaction known to go through
+    ``commit()`` or a rollback; with autocommit turned off by hand, turning
+    it back on commits too (SQLite, MySQL), so events are written at once.
+    """
+    return connection.in_atomic_block and connection.commit_on_exit
 
 
 def hold(connection: Any, rows: list[Any]) -> None:
@@ -96,7 +109,9 @@ def _before_query(
     if held is not None:
         if held[0] is not connection.run_on_commit:
             _drop(connection)
-        elif not connection.needs_rollback and (type(sql) is not str or _event_table() in sql):
+        elif not connection.needs_rollback and (
+            type(sql) is not str or _event_table() in sql.lower()
+        ):
             flush(connection)
     return execute(sql, params, many, context)
 
@@ -105,7 +120,7 @@ def _before_query(
 def _event_table() -> str:
     from .models import Event
 
-    return Event._meta.db_table
+    return Event._meta.db_table.lower()
 
 
 def install() -> None:
@@ -117,11 +132,22 @@ def install() -> None:
 
     @functools.wraps(original_commit)
     def commit(self: BaseDatabaseWrapper) -> None:
-        if _HELD in self.__dict__:
+        # Inside atomic(), Django refuses to commit: so must the INSERT.
+        if _HELD in self.__dict__ and not self.in_atomic_block:
             from . import integrity
 
-            with integrity.committing(self):
-                flush(self, commit=True)
+            try:
+                with integrity.committing(self):
+                    flush(self, commit=True)
+            except BaseException:
+                # atomic() rolls back after a DatabaseError only: whatever
+                # failed (an execute wrapper refusing writes, say), the
+                # transaction must not commit, nor stay open, without its events.
+                try:
+                    self.rollback()
+                except Exception:
+                    self.close()
+                raise
         original_commit(self)
 
     @functools.wraps(original_savepoint)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, NamedTuple
 
@@ -33,6 +34,10 @@ COLUMNS = (
     "hash",
 )
 RAW_VENDORS = frozenset({"sqlite", "postgresql", "mysql"})
+# PostgreSQL: rows from which COPY is used. COPY costs two round trips (the
+# statement, then the data) and can't carry a COMMIT: a few rows go faster
+# in one INSERT.
+COPY_FROM = 100
 _dumps = json.JSONEncoder().encode  # json.dumps(value) with its defaults, minus the call
 
 
@@ -64,6 +69,9 @@ def insert(
 
     ``links``: each row's ``(prev_hash, hash)``.
 
+    - PostgreSQL, from :data:`COPY_FROM` rows on with psycopg 3 and nothing
+      to commit with them: ``COPY ... FROM STDIN``, about twice as fast as
+      the INSERT below for thousands of rows (:func:`_copy`);
     - PostgreSQL: several rows as one JSON array, expanded by
       ``jsonb_array_elements`` (``WITH ORDINALITY ... ORDER BY``: ids follow
       the chain): one parameter, where a multi-row VALUES would make psycopg
@@ -85,6 +93,9 @@ def insert(
     """
     sql = _statements(connection)
     texts: dict[int, str] = {}  # by id(): the context is mostly one dict for all rows
+    if len(rows) >= COPY_FROM and not commit and "copy" in sql and _copies(connection):
+        _copy(connection, sql["copy"], rows, links)
+        return
 
     def context_json(value: Any) -> str:
         found = texts.get(id(value))
@@ -188,12 +199,59 @@ def _statements(connection: Any) -> dict[str, Any]:
                     else f.db_type(connection)
                 )
                 columns.append(f"(e->>{i})::{db_type}")
+        sql["copy"] = (
+            f"COPY {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
+        )
         sql["json_rows"] = (
             f"{head}SELECT {', '.join(columns)} "
             "FROM jsonb_array_elements(%s::jsonb) WITH ORDINALITY AS rows(e, n) ORDER BY n"
         )
     connection.__dict__["_signaltrail_sql"] = sql
     return sql
+
+
+def _copies(connection: Any) -> bool:
+    """Whether ``connection`` is a psycopg 3 connection, which has COPY."""
+    return _client_cursor_class() is not None and hasattr(connection.connection, "pgconn")
+
+
+def _copy(connection: Any, sql: str, rows: list[Row], links: list[tuple[str, str]]) -> None:
+    """COPY the rows into the event table, through psycopg's own cursor.
+
+    psycopg's COPY is not a statement Django's cursor runs: it is wrapped in
+    Django's database errors by hand, and noted in ``connection.queries`` (so
+    ``assertNumQueries`` and ``CaptureQueriesContext`` count it) the way
+    Django notes a transaction's BEGIN. Execute wrappers don't see it.
+    """
+    texts: dict[int, str] = {}
+
+    def context_json(value: Any) -> str:
+        found = texts.get(id(value))
+        if found is None:
+            found = texts[id(value)] = _dumps(value)
+        return found
+
+    start = time.monotonic()
+    with (
+        connection.wrap_database_errors,
+        connection.connection.cursor() as cursor,
+        cursor.copy(sql) as copy,
+    ):
+        write = copy.write_row
+        for r, (prev, digest) in zip(rows, links, strict=True):
+            write(
+                (
+                    *r[:7],
+                    _dumps(r.changes) if r.changes_json is None else r.changes_json,
+                    context_json(r.context),
+                    prev,
+                    digest,
+                )
+            )
+    if connection.queries_logged:
+        connection.queries_log.append(
+            {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - start:.3f}"}
+        )
 
 
 def _carries_commit(cursor: Any) -> bool:

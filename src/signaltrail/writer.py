@@ -121,7 +121,7 @@ def write(
     listeners = bool(event_recorded.receivers) and event_recorded.has_listeners(event_model)
     instances = returning or listeners or connection.vendor not in RAW_VENDORS
     rows = _rows(connection, using, entries, instances)
-    if hold and not instances and connection.in_atomic_block:
+    if hold and not instances and held.can_hold(connection):
         held.hold(connection, rows)
         return []
     held.flush(connection)  # what waits was recorded first
