@@ -178,3 +178,54 @@ def test_a_non_database_error_at_commit_leaves_no_transaction_open():
     connection.close()
     assert Note.objects.filter(text="autocommit").exists()
     assert not Product.objects.filter(name="Hammer").exists()
+
+
+def test_a_delete_begins_with_its_first_statement():
+    warm()
+    p = Product.objects.get(pk=Product.objects.create(name="Hammer").pk)
+    with sent() as queries:
+        p.delete()
+    # The m2m rows, the row, the event with the COMMIT: no BEGIN of its own.
+    assert len(queries) == 3, queries
+    assert queries[0].startswith("BEGIN; DELETE")
+    assert queries[-1].startswith('INSERT INTO "signaltrail_event"')
+    assert queries[-1].endswith("; COMMIT")
+    assert idle()
+    assert Event.objects.filter(action="delete").count() == 1
+
+
+def test_a_queryset_delete_begins_with_its_first_statement():
+    warm()
+    for name in ("a", "b"):
+        Product.objects.create(name=name)
+    with sent() as queries:
+        Product.objects.filter(name__in=["a", "b"]).delete()
+    # The collector's SELECT runs before the transaction, which begins with a DELETE.
+    begins = [q for q in queries if q.startswith("BEGIN")]
+    assert len(begins) == 1 and begins[0].startswith("BEGIN; DELETE")
+    assert idle()
+    assert Event.objects.filter(action="delete").count() == 2
+
+
+def test_m2m_changes_begin_with_their_first_statement():
+    from tests.testapp.models import Tag
+
+    warm()
+    p = Product.objects.create(name="Hammer")
+    red, blue = Tag.objects.create(name="red"), Tag.objects.create(name="blue")
+    with sent() as forward:
+        p.tags.add(red)
+    with sent() as reverse:
+        blue.products.add(p)
+    for queries in (forward, reverse):
+        # Django's SELECT of the missing rows, their INSERT, the event with the COMMIT.
+        assert len(queries) == 3, queries
+        assert queries[0].startswith("BEGIN; SELECT")
+        assert queries[-1].endswith("; COMMIT")
+    p.tags.set([blue])
+    p.tags.clear()
+    assert idle() and connection.execute_wrappers == []
+    m2m = Event.objects.filter(action__startswith="m2m").order_by("id")
+    actions = list(m2m.values_list("action", flat=True))
+    assert actions == ["m2m_add", "m2m_add", "m2m_remove", "m2m_clear"]
+    assert not p.tags.exists()

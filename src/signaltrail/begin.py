@@ -1,12 +1,14 @@
 """BEGIN sent with the first statement of a tracked save's own transaction.
 
 In autocommit mode a tracked save opens ``atomic()`` so that its row and its
-event commit together. On PostgreSQL, psycopg sends that transaction's BEGIN
-as a round trip of its own before the first statement; the event's INSERT
-already carries the COMMIT (:mod:`signaltrail.held`). With psycopg 3's
-client-side binding (Django's default), one message may hold several
-statements, so here the BEGIN travels with the row's own statement: a save
-then costs two round trips instead of three.
+event commit together (a deletion or an m2m change: Django does). On
+PostgreSQL, psycopg sends that transaction's BEGIN as a round trip of its
+own before the first statement; the event's INSERT already carries the
+COMMIT (:mod:`signaltrail.held`). With psycopg 3's client-side binding
+(Django's default), one message may hold several statements, so here the
+BEGIN travels with the first statement: a save then costs two round trips
+instead of three, a ``delete()`` or a ``tags.add()`` one less than without
+the trail's event.
 
 How: while :func:`riding` is active, the PostgreSQL backend's
 ``_set_autocommit(False)`` leaves psycopg in autocommit mode and sets an
@@ -34,8 +36,17 @@ _ARMED = "_signaltrail_begin_wrapper"  # the execute wrapper, while armed
 
 @contextlib.contextmanager
 def riding(connection: Any) -> Iterator[None]:
-    """Inside: an ``atomic()`` opened in autocommit sends BEGIN with its first statement."""
-    if connection.vendor != "postgresql" or not _client_side(connection):
+    """Inside: the ``atomic()`` opened next, in autocommit, sends BEGIN with its first statement.
+
+    Nothing happens when a transaction is already open, or on another
+    database than PostgreSQL with psycopg 3's client-side cursors.
+    """
+    if (
+        connection.vendor != "postgresql"
+        or connection.in_atomic_block
+        or not connection.get_autocommit()
+        or not _client_side(connection)
+    ):
         yield
         return
     state = connection.__dict__
@@ -45,6 +56,26 @@ def riding(connection: Any) -> Iterator[None]:
     finally:
         state.pop(_RIDING, None)
         _disarm(connection)
+
+
+def ride(method: Any, alias: Any) -> Any:
+    """``method`` wrapped in :func:`riding` on the connection ``alias(self)`` names.
+
+    For Django's own methods that open ``atomic()`` around a tracked write:
+    the deletion collector, the many-to-many related managers.
+    """
+    if getattr(method, "_signaltrail_rides", False):
+        return method
+
+    @functools.wraps(method)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        from django.db import connections
+
+        with riding(connections[alias(self)]):
+            return method(self, *args, **kwargs)
+
+    wrapper._signaltrail_rides = True  # type: ignore[attr-defined]
+    return wrapper
 
 
 def _client_side(connection: Any) -> bool:

@@ -14,7 +14,6 @@ Django's deletion collector sends both inside its own transaction.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from typing import Any
 
@@ -98,14 +97,9 @@ def _wrap_save_table(model: type[models.Model]) -> None:
             return original(self, raw, cls, force_insert, force_update, using, update_fields)
         using = using or router.db_for_write(type(self), instance=self)
         computed = _prepare(self, opts, using, force_insert, update_fields)
-        connection = connections[using]
         # In autocommit, the transaction below is the save's own: on
         # PostgreSQL its BEGIN may travel with the row's statement.
-        own = not connection.in_atomic_block and connection.get_autocommit()
-        with (
-            begin.riding(connection) if own else contextlib.nullcontext(),
-            transaction.atomic(using=using, savepoint=False),
-        ):
+        with begin.riding(connections[using]), transaction.atomic(using=using, savepoint=False):
             updated = original(self, raw, cls, force_insert, force_update, using, update_fields)
             values = _record_save(
                 type(self), opts, self, not updated, update_fields, using, computed
