@@ -34,8 +34,10 @@ _RIDING = "_signaltrail_riding"  # set while the next transaction's BEGIN may ri
 _ARMED = "_signaltrail_begin_wrapper"  # the execute wrapper, while armed
 
 
-@contextlib.contextmanager
-def riding(connection: Any) -> Iterator[None]:
+_NOTHING = contextlib.nullcontext()
+
+
+def riding(connection: Any) -> contextlib.AbstractContextManager[None]:
     """Inside: the ``atomic()`` opened next, in autocommit, sends BEGIN with its first statement.
 
     Nothing happens when a transaction is already open, or on another
@@ -47,8 +49,12 @@ def riding(connection: Any) -> Iterator[None]:
         or not connection.get_autocommit()
         or not _client_side(connection)
     ):
-        yield
-        return
+        return _NOTHING
+    return _riding(connection)
+
+
+@contextlib.contextmanager
+def _riding(connection: Any) -> Iterator[None]:
     state = connection.__dict__
     state[_RIDING] = True
     try:
