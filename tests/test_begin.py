@@ -10,7 +10,7 @@ import tempfile
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from psycopg import IsolationLevel
 from psycopg.pq import TransactionStatus
 
@@ -180,52 +180,119 @@ def test_a_non_database_error_at_commit_leaves_no_transaction_open():
     assert not Product.objects.filter(name="Hammer").exists()
 
 
-def test_a_delete_begins_with_its_first_statement():
+def description_pre_save(monkeypatch, before):
+    """Run ``before()`` in a field's pre_save: the one place project code runs
+    between a save's atomic() and its first statement."""
+    field = Product._meta.get_field("description")
+    original = field.pre_save
+
+    def pre_save(instance, add):
+        before()
+        return original(instance, add)
+
+    monkeypatch.setattr(field, "pre_save", pre_save)
+
+
+def test_a_server_side_cursor_first_in_the_transaction_gets_a_begin_of_its_own(monkeypatch):
+    from tests.testapp.models import Tag
+
     warm()
-    p = Product.objects.get(pk=Product.objects.create(name="Hammer").pk)
-    with sent() as queries:
-        p.delete()
-    # The m2m rows, the row, the event with the COMMIT: no BEGIN of its own.
-    assert len(queries) == 3, queries
-    assert queries[0].startswith("BEGIN; DELETE")
-    assert queries[-1].startswith('INSERT INTO "signaltrail_event"')
-    assert queries[-1].endswith("; COMMIT")
-    assert idle()
-    assert Event.objects.filter(action="delete").count() == 1
+    Tag.objects.create(name="red")
+    seen = []
+    description_pre_save(monkeypatch, lambda: seen.extend(Tag.objects.iterator()))
+    Product.objects.create(name="Hammer")
+    assert seen and {t.name for t in seen} == {"red"}  # pre_save may run twice on insert
+    assert idle() and Event.objects.filter(object_repr="Hammer").exists()
 
 
-def test_a_queryset_delete_begins_with_its_first_statement():
+def test_a_first_statement_refused_before_the_server_still_leaves_a_transaction(monkeypatch):
+    """psycopg refuses a NUL character before sending anything: the BEGIN that
+    rode on that statement must be sent anyway, or what follows autocommits."""
+    from django.db import DataError
+
+    from tests.test_held import refusing_events
+    from tests.testapp.models import Tag
+
     warm()
-    for name in ("a", "b"):
-        Product.objects.create(name=name)
-    with sent() as queries:
-        Product.objects.filter(name__in=["a", "b"]).delete()
-    # The collector's SELECT runs before the transaction, which begins with a DELETE.
-    begins = [q for q in queries if q.startswith("BEGIN")]
-    assert len(begins) == 1 and begins[0].startswith("BEGIN; DELETE")
+
+    def refused_lookup():
+        with contextlib.suppress(DataError):
+            Tag.objects.filter(name="a\x00b").exists()
+
+    description_pre_save(monkeypatch, refused_lookup)
+    with refusing_events(), pytest.raises(DatabaseError, match="trail down"):
+        Product.objects.create(name="Hammer")
+    assert not Product.objects.filter(name="Hammer").exists()
     assert idle()
-    assert Event.objects.filter(action="delete").count() == 2
 
 
-def test_m2m_changes_begin_with_their_first_statement():
+def test_a_wrapper_added_after_the_transaction_opened_sees_plain_sql(monkeypatch):
+    from tests.testapp.models import Tag
+
+    warm()
+    seen = []
+
+    def mine(execute, sql, params, many, context):
+        seen.append(sql)
+        return execute(sql, params, many, context)
+
+    def look():
+        with connection.execute_wrapper(mine):
+            list(Tag.objects.all())
+
+    description_pre_save(monkeypatch, look)
+    Product.objects.create(name="Hammer")
+    assert seen and seen[0].startswith('SELECT "testapp_tag"')
+    assert idle() and Event.objects.filter(object_repr="Hammer").exists()
+
+
+def test_deletions_and_m2m_changes_are_left_to_django():
+    """pre_delete and m2m_changed receivers run inside Django's transaction
+    before any statement of Django's: it is begun by psycopg as usual."""
     from tests.testapp.models import Tag
 
     warm()
     p = Product.objects.create(name="Hammer")
-    red, blue = Tag.objects.create(name="red"), Tag.objects.create(name="blue")
-    with sent() as forward:
-        p.tags.add(red)
-    with sent() as reverse:
-        blue.products.add(p)
-    for queries in (forward, reverse):
-        # Django's SELECT of the missing rows, their INSERT, the event with the COMMIT.
-        assert len(queries) == 3, queries
-        assert queries[0].startswith("BEGIN; SELECT")
+    tag = Tag.objects.create(name="red")
+    with sent() as added:
+        p.tags.add(tag)
+    p = Product.objects.get(pk=p.pk)
+    with sent() as deleted:
+        p.delete()
+    for queries in (added, deleted):
+        assert queries[0] == "BEGIN"
         assert queries[-1].endswith("; COMMIT")
-    p.tags.set([blue])
-    p.tags.clear()
-    assert idle() and connection.execute_wrappers == []
-    m2m = Event.objects.filter(action__startswith="m2m").order_by("id")
-    actions = list(m2m.values_list("action", flat=True))
-    assert actions == ["m2m_add", "m2m_add", "m2m_remove", "m2m_clear"]
-    assert not p.tags.exists()
+    assert idle()
+
+
+class Boom(Exception):
+    pass
+
+
+def test_a_raw_write_in_a_pre_delete_receiver_rolls_back_with_the_deletion():
+    from django.db.models.signals import post_delete, pre_delete
+
+    warm()
+    keep = Product.objects.create(name="keep")
+    p = Product.objects.create(name="gone?")
+
+    def before(sender, instance, **kwargs):
+        connection.connection.execute(
+            "UPDATE testapp_product SET stock = 99 WHERE id = %s", [keep.pk]
+        )
+        assert list(Product.objects.filter(pk=keep.pk).iterator()) != []
+
+    def after(sender, instance, **kwargs):
+        raise Boom
+
+    pre_delete.connect(before, sender=Product, dispatch_uid="test_begin.before")
+    post_delete.connect(after, sender=Product, dispatch_uid="test_begin.after")
+    try:
+        with pytest.raises(Boom):
+            p.delete()
+    finally:
+        pre_delete.disconnect(sender=Product, dispatch_uid="test_begin.before")
+        post_delete.disconnect(sender=Product, dispatch_uid="test_begin.after")
+    assert Product.objects.filter(name="gone?").exists()
+    assert Product.objects.get(pk=keep.pk).stock == 0
+    assert idle()

@@ -707,3 +707,23 @@ def test_a_failing_copy_raises_a_django_error_and_leaves_nothing():
         Product.objects.bulk_create([Product(name=f"p{i}") for i in range(inserts.COPY_FROM)])
     assert not Product.objects.exists()
     assert not Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_str_that_memoizes_keeps_its_own_value_after_a_bulk_path(monkeypatch):
+    """The bulk paths run __str__ on a copy: what it stores on self while
+    fetching is refused stays on the copy, not on the caller's objects."""
+    category = Category.objects.create(name="Tools")
+
+    def memoizing_str(self):
+        if "_label" not in self.__dict__:
+            try:
+                self._label = f"{self.name} ({self.category.name})"
+            except Exception:
+                self._label = self.name
+        return self._label
+
+    monkeypatch.setattr(Product, "__str__", memoizing_str)
+    objs = [Product(name="a", category_id=category.pk), Product(name="b", category_id=category.pk)]
+    Product.objects.bulk_create(objs)
+    assert [str(o) for o in objs] == ["a (Tools)", "b (Tools)"]

@@ -1,14 +1,18 @@
 """BEGIN sent with the first statement of a tracked save's own transaction.
 
 In autocommit mode a tracked save opens ``atomic()`` so that its row and its
-event commit together (a deletion or an m2m change: Django does). On
-PostgreSQL, psycopg sends that transaction's BEGIN as a round trip of its
-own before the first statement; the event's INSERT already carries the
-COMMIT (:mod:`signaltrail.held`). With psycopg 3's client-side binding
-(Django's default), one message may hold several statements, so here the
-BEGIN travels with the first statement: a save then costs two round trips
-instead of three, a ``delete()`` or a ``tags.add()`` one less than without
-the trail's event.
+event commit together. On PostgreSQL, psycopg sends that transaction's BEGIN
+as a round trip of its own before the first statement; the event's INSERT
+already carries the COMMIT (:mod:`signaltrail.held`). With psycopg 3's
+client-side binding (Django's default), one message may hold several
+statements, so here the BEGIN travels with the row's own statement: a save
+then costs two round trips instead of three.
+
+Only the save's own transaction rides, because nothing of the project runs
+between its ``atomic()`` and its first statement but the fields' ``pre_save``.
+Deletions and m2m changes are left alone: Django sends ``pre_delete`` and
+``m2m_changed`` there, and a receiver may use the transaction before any
+statement of Django's (a server-side cursor, the raw psycopg connection).
 
 How: while :func:`riding` is active, the PostgreSQL backend's
 ``_set_autocommit(False)`` leaves psycopg in autocommit mode and sets an
@@ -21,6 +25,9 @@ sent this way: with an isolation level, read-only or deferrable transaction
 configured, psycopg sends its own BEGIN, as without the trail; so it does
 when the connection has execute wrappers (``connection.execute_wrapper()``):
 they see the statements, and the transaction, exactly as without the trail.
+The first statement is sent after a BEGIN of its own when it cannot carry
+one (``executemany``, a server-side cursor, an execute wrapper added since),
+and a BEGIN is sent anyway when it failed before reaching the server.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ import contextlib
 import functools
 from collections.abc import Iterator
 from typing import Any
+
+from .inserts import _client_cursor_class
 
 _RIDING = "_signaltrail_riding"  # set while the next transaction's BEGIN may ride
 _ARMED = "_signaltrail_begin_wrapper"  # the execute wrapper, while armed
@@ -64,29 +73,7 @@ def _riding(connection: Any) -> Iterator[None]:
         _disarm(connection)
 
 
-def ride(method: Any, alias: Any) -> Any:
-    """``method`` wrapped in :func:`riding` on the connection ``alias(self)`` names.
-
-    For Django's own methods that open ``atomic()`` around a tracked write:
-    the deletion collector, the many-to-many related managers.
-    """
-    if getattr(method, "_signaltrail_rides", False):
-        return method
-
-    @functools.wraps(method)
-    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        from django.db import connections
-
-        with riding(connections[alias(self)]):
-            return method(self, *args, **kwargs)
-
-    wrapper._signaltrail_rides = True  # type: ignore[attr-defined]
-    return wrapper
-
-
 def _client_side(connection: Any) -> bool:
-    from .inserts import _client_cursor_class
-
     client_cursor = _client_cursor_class()
     raw = connection.connection
     factory = getattr(raw, "cursor_factory", None)
@@ -104,14 +91,34 @@ def _first_statement(
     connection: Any, execute: Any, sql: Any, params: Any, many: bool, context: Any
 ) -> Any:
     """Execute wrapper: open the transaction with this statement, then step aside."""
+    own = connection.execute_wrappers[-1:] == [connection.__dict__.get(_ARMED)]
     _disarm(connection)
-    if many or type(sql) is not str:
-        with connection.wrap_database_errors:
-            connection.connection.execute("BEGIN")
+    client_cursor = _client_cursor_class()
+    if (
+        many
+        or type(sql) is not str
+        or not own  # a wrapper added since would see "BEGIN; ..."
+        or not isinstance(context["cursor"].cursor, client_cursor)  # a server-side cursor
+    ):
+        _begin(connection)
         return execute(sql, params, many, context)
-    result = execute("BEGIN; " + sql, params, many, context)
+    from psycopg.pq import TransactionStatus
+
+    try:
+        result = execute("BEGIN; " + sql, params, many, context)
+    except BaseException:
+        # Refused before reaching the server (a value psycopg can't send):
+        # the transaction Django believes open must exist all the same.
+        if connection.connection.info.transaction_status == TransactionStatus.IDLE:
+            _begin(connection)
+        raise
     context["cursor"].cursor.nextset()  # to the statement's own result
     return result
+
+
+def _begin(connection: Any) -> None:
+    with connection.wrap_database_errors:
+        connection.connection.execute("BEGIN")
 
 
 def _disarm(connection: Any) -> None:

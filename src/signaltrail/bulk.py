@@ -26,7 +26,6 @@ from django.db.models import sql
 from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
 
-from . import begin
 from .bulk_rows import (
     _diff,
     _options,
@@ -170,16 +169,10 @@ def collector_delete(self: Any) -> Any:
 
     Django already sends ``post_delete`` for each row of a model with
     receivers; the capture receiver defers its events, written together here
-    inside the deletion's transaction (on PostgreSQL, begun with its first
-    statement: :mod:`signaltrail.begin`).
+    inside the deletion's transaction.
     """
     if not any(registry.options_for(model) for model in self.data):
         return _original["collector_delete"](self)
-    with begin.riding(connections[self.using]):
-        return _delete(self)
-
-
-def _delete(self: Any) -> Any:
     if sum(len(instances) for instances in self.data.values()) == 1:
         return _original["collector_delete"](self)
     # Django sets the pks to None at the end of its delete, before the

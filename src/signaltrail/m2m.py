@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import models, router
+from django.db import models
 from django.db.models.signals import m2m_changed
 
-from . import begin
 from .pause import count_skipped, is_paused
 from .registry import TrackOptions
 from .reprs import object_repr
@@ -149,24 +148,3 @@ def connect(options: TrackOptions) -> None:
             dispatch_uid=f"{_UID}:{through._meta.label}",
             weak=False,
         )
-        _ride(getattr(field.model, field.name, None))
-        accessor = field.remote_field.get_accessor_name()
-        if accessor and not field.remote_field.hidden:
-            _ride(getattr(field.remote_field.model, accessor, None))
-
-
-def _ride(descriptor: Any) -> None:
-    """On PostgreSQL, let the transaction of add/remove/clear/set begin with its
-    first statement (:mod:`signaltrail.begin`)."""
-    manager = getattr(descriptor, "related_manager_cls", None)
-    if manager is None:
-        return
-    for name in ("add", "remove", "clear", "set"):
-        method = manager.__dict__.get(name)
-        if method is not None:
-            setattr(manager, name, begin.ride(method, _alias))
-
-
-def _alias(manager: Any) -> str:
-    """The database a related manager writes to, as its own methods find it."""
-    return router.db_for_write(manager.through, instance=manager.instance)

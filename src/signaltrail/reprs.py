@@ -56,26 +56,6 @@ def _copy(instance: models.Model) -> models.Model:
     return new
 
 
-def _str_without_queries(instance: models.Model) -> str:
-    """``str(instance)`` with its fetch mode set to raise, then put back.
-
-    No copy is needed here: with FETCH_RAISE, nothing ``__str__`` reads can
-    be loaded into the instance (a deferred field, an uncached relation), so
-    it is left as it was, for a fraction of a copy's cost per row.
-    """
-    state = instance._state.__dict__
-    missing = object()
-    previous = state.get("fetch_mode", missing)
-    state["fetch_mode"] = FETCH_RAISE
-    try:
-        return force_str(instance.__str__())
-    finally:
-        if previous is missing:
-            del state["fetch_mode"]
-        else:
-            state["fetch_mode"] = previous
-
-
 def object_repr(instance: models.Model, fetch: bool = True, limit: int | None = None) -> str:
     """``str(instance)`` without side effects on ``instance`` and never raising.
 
@@ -88,14 +68,14 @@ def object_repr(instance: models.Model, fetch: bool = True, limit: int | None = 
     (the bulk paths read the setting once per call).
     """
     try:
-        if fetch:
-            try:
-                target = _copy(instance)
-            except Exception:
-                target = instance
-            text = force_str(target.__str__())
+        try:
+            target = _copy(instance)
+        except Exception:
+            target = instance
         else:
-            text = _str_without_queries(instance)
+            if not fetch:
+                target._state.fetch_mode = FETCH_RAISE
+        text = force_str(target.__str__())
     except Exception:
         text = f"{instance._meta.object_name} object ({safe_repr(instance.pk)})"
     return text[: conf.REPR_MAX_LENGTH if limit is None else limit]
