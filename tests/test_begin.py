@@ -296,3 +296,23 @@ def test_a_raw_write_in_a_pre_delete_receiver_rolls_back_with_the_deletion():
     assert Product.objects.filter(name="gone?").exists()
     assert Product.objects.get(pk=keep.pk).stock == 0
     assert idle()
+
+
+def test_a_first_statement_failing_on_the_server_aborts_the_transaction(monkeypatch):
+    """A syntax error makes PostgreSQL reject the whole "BEGIN; ..." message:
+    the transaction must still be open, and aborted, as without the trail."""
+    from django.db import InternalError
+
+    warm()
+
+    def broken_query():
+        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
+            cursor.execute("SELEC 1")
+
+    description_pre_save(monkeypatch, broken_query)
+    with pytest.raises(InternalError, match="aborted"):
+        Product.objects.create(name="Hammer")
+    assert idle() and connection.execute_wrappers == []
+    monkeypatch.undo()
+    Product.objects.create(name="Saw")
+    assert list(Product.objects.values_list("name", flat=True).order_by("id")) == ["warm", "Saw"]

@@ -27,7 +27,13 @@ when the connection has execute wrappers (``connection.execute_wrapper()``):
 they see the statements, and the transaction, exactly as without the trail.
 The first statement is sent after a BEGIN of its own when it cannot carry
 one (``executemany``, a server-side cursor, an execute wrapper added since),
-and a BEGIN is sent anyway when it failed before reaching the server.
+and again after one when it failed before BEGIN ran.
+
+What stays different, in the code a save runs before its first statement
+(the fields' ``pre_save`` and ``get_db_prep_*``, a pk's default): a write
+through the raw psycopg connection there is not part of the transaction
+yet, and a server-side cursor declared in the transaction is ``WITH HOLD``
+(Django decides from psycopg's autocommit flag). README, "Known limits".
 """
 
 from __future__ import annotations
@@ -106,12 +112,16 @@ def _first_statement(
 
     try:
         result = execute("BEGIN; " + sql, params, many, context)
-    except BaseException:
-        # Refused before reaching the server (a value psycopg can't send):
-        # the transaction Django believes open must exist all the same.
-        if connection.connection.info.transaction_status == TransactionStatus.IDLE:
-            _begin(connection)
-        raise
+    except Exception:
+        if connection.connection.info.transaction_status != TransactionStatus.IDLE:
+            raise  # BEGIN ran: the statement failed inside the transaction
+        # Refused before BEGIN ran: by psycopg (a value it can't send) or
+        # while PostgreSQL parsed the message (a syntax error). Open the
+        # transaction Django believes open, then run the statement again in
+        # it, alone: it fails the same way, leaving the transaction as it
+        # would be without the trail (aborted after a server error).
+        _begin(connection)
+        return execute(sql, params, many, context)
     context["cursor"].cursor.nextset()  # to the statement's own result
     return result
 
