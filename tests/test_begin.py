@@ -316,3 +316,17 @@ def test_a_first_statement_failing_on_the_server_aborts_the_transaction(monkeypa
     monkeypatch.undo()
     Product.objects.create(name="Saw")
     assert list(Product.objects.values_list("name", flat=True).order_by("id")) == ["warm", "Saw"]
+
+
+def test_the_setting_off_leaves_begin_to_psycopg(settings):
+    warm()
+    settings.SIGNALTRAIL = {
+        **getattr(settings, "SIGNALTRAIL", {}),
+        "POSTGRES_BEGIN_WITH_ROW": False,
+    }
+    with sent() as queries:
+        Product.objects.create(name="Hammer")
+    assert queries[0] == "BEGIN"
+    assert len(queries) == 3
+    assert queries[-1].endswith("; COMMIT")
+    assert Event.objects.filter(object_repr="Hammer").exists()

@@ -73,6 +73,11 @@ def test_e002_unknown_setting_names_it_and_suggests_the_right_one():
     [
         ("ALL_MODELS", "yes", "SIGNALTRAIL['ALL_MODELS'] must be True or False."),
         ("AUTH_EVENTS", 1, "SIGNALTRAIL['AUTH_EVENTS'] must be True or False."),
+        (
+            "POSTGRES_BEGIN_WITH_ROW",
+            "no",
+            "SIGNALTRAIL['POSTGRES_BEGIN_WITH_ROW'] must be True or False.",
+        ),
         ("EXCLUDE_MODELS", "sessions.Session", "SIGNALTRAIL['EXCLUDE_MODELS'] must be a list"),
         ("EXCLUDE_MODELS", None, "SIGNALTRAIL['EXCLUDE_MODELS'] must be a list"),
         ("GLOBAL_EXCLUDE", None, "SIGNALTRAIL['GLOBAL_EXCLUDE'] must be a list"),

@@ -33,7 +33,8 @@ What stays different, in the code a save runs before its first statement
 (the fields' ``pre_save`` and ``get_db_prep_*``, a pk's default): a write
 through the raw psycopg connection there is not part of the transaction
 yet, and a server-side cursor declared in the transaction is ``WITH HOLD``
-(Django decides from psycopg's autocommit flag). README, "Known limits".
+(Django decides from psycopg's autocommit flag). README, "Known limits";
+``SIGNALTRAIL["POSTGRES_BEGIN_WITH_ROW"] = False`` turns all this off.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ import functools
 from collections.abc import Iterator
 from typing import Any
 
+from .conf import conf
 from .inserts import _client_cursor_class
 
 _RIDING = "_signaltrail_riding"  # set while the next transaction's BEGIN may ride
@@ -62,6 +64,7 @@ def riding(connection: Any) -> contextlib.AbstractContextManager[None]:
         connection.vendor != "postgresql"
         or connection.in_atomic_block
         or not connection.get_autocommit()
+        or conf.POSTGRES_BEGIN_WITH_ROW is not True
         or not _client_side(connection)
     ):
         return _NOTHING

@@ -42,7 +42,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[Any]:
                     id="signaltrail.E002",
                 )
             )
-    for name in ("ALL_MODELS", "AUTH_EVENTS"):
+    for name in ("ALL_MODELS", "AUTH_EVENTS", "POSTGRES_BEGIN_WITH_ROW"):
         if not isinstance(getattr(conf, name), bool):
             errors.append(
                 Error(f"SIGNALTRAIL['{name}'] must be True or False.", id="signaltrail.E002")

@@ -34,6 +34,10 @@ DEFAULTS: dict[str, Any] = {
     # Rows handled per batch by the bulk paths (update, bulk_update,
     # bulk_create): bounds memory, and the queries per batch are constant.
     "BULK_BATCH_SIZE": 2000,
+    # PostgreSQL with psycopg 3: send an autocommit save's BEGIN with its
+    # row's statement, one round trip less (signaltrail.begin). False:
+    # psycopg sends BEGIN itself, as without the trail.
+    "POSTGRES_BEGIN_WITH_ROW": True,
     "TRACE_REQUESTS": False,  # toolkit.tracing.TraceMiddleware: log receivers per request
     # @in_background receivers (toolkit.background). Where calls are sent:
     # "tasks" (django.tasks, through the TASK_BACKEND alias of settings.TASKS)
