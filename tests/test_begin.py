@@ -305,7 +305,12 @@ def test_a_first_statement_failing_on_the_server_aborts_the_transaction(monkeypa
 
     warm()
 
+    calls = []
+
     def broken_query():
+        if calls:  # Django may call pre_save twice on an insert: only the first
+            return
+        calls.append(1)
         with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
             cursor.execute("SELEC 1")
 
