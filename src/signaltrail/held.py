@@ -54,14 +54,10 @@ def can_hold(connection: Any) -> bool:
 
 def hold(connection: Any, rows: list[Any]) -> None:
     """Keep ``rows`` until the transaction open on ``connection`` commits."""
-    state = connection.__dict__
-    held = state.get(_HELD)
-    if held is not None and held[0] is not connection.run_on_commit:
-        _drop(connection)  # left by a transaction that rolled back
-        held = None
+    held = _current(connection)
     if held is None:
         wrapper = functools.partial(_before_query, connection)
-        held = state[_HELD] = (connection.run_on_commit, [], wrapper)
+        held = connection.__dict__[_HELD] = (connection.run_on_commit, [], wrapper)
         # First in the list: Django's execute_wrapper() pops the last one
         # when its block ends, which stays the project's own.
         connection.execute_wrappers.insert(0, wrapper)
@@ -77,13 +73,13 @@ def flush(connection: Any, commit: bool = False) -> None:
     ``atomic()`` marks the transaction for rollback, as Django does for any
     error inside it, so its changes cannot commit without their events.
     """
-    held = connection.__dict__.get(_HELD)
+    held = _current(connection)
     if held is None:
         return
     _drop(connection)
-    marker, rows, _ = held
-    if marker is not connection.run_on_commit or not rows:
-        return  # rolled back: the events go with their changes
+    rows = held[1]
+    if not rows:
+        return
     from .writer import insert_rows
 
     try:
@@ -92,6 +88,19 @@ def flush(connection: Any, commit: bool = False) -> None:
         if connection.in_atomic_block:
             connection.needs_rollback = True
         raise
+
+
+def _current(connection: Any) -> Any:
+    """What is held for the open transaction, or None.
+
+    Events held by a transaction that has rolled back (or a savepoint rolled
+    back since: Django replaced its on-commit list) are dropped with it.
+    """
+    held = connection.__dict__.get(_HELD)
+    if held is not None and held[0] is not connection.run_on_commit:
+        _drop(connection)
+        return None
+    return held
 
 
 def _drop(connection: Any) -> None:
@@ -105,14 +114,12 @@ def _before_query(
     connection: Any, execute: Any, sql: Any, params: Any, many: bool, context: Any
 ) -> Any:
     """Execute wrapper: insert what waits before SQL that may read the events."""
-    held = connection.__dict__.get(_HELD)
-    if held is not None:
-        if held[0] is not connection.run_on_commit:
-            _drop(connection)
-        elif not connection.needs_rollback and (
-            type(sql) is not str or _event_table() in sql.lower()
-        ):
-            flush(connection)
+    if (
+        _current(connection) is not None
+        and not connection.needs_rollback
+        and (type(sql) is not str or _event_table() in sql.lower())
+    ):
+        flush(connection)
     return execute(sql, params, many, context)
 
 

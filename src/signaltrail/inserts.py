@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import time
+from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, NamedTuple
 
@@ -92,17 +93,9 @@ def insert(
     no-op for psycopg 3, so ``atomic()`` then ends cleanly.
     """
     sql = _statements(connection)
-    texts: dict[int, str] = {}  # by id(): the context is mostly one dict for all rows
     if len(rows) >= COPY_FROM and not commit and "copy" in sql and _copies(connection):
         _copy(connection, sql["copy"], rows, links)
         return
-
-    def context_json(value: Any) -> str:
-        found = texts.get(id(value))
-        if found is None:
-            found = texts[id(value)] = _dumps(value)
-        return found
-
     with connection.cursor() as cursor:
         # "" but with psycopg 3's client-side cursors; used by the two forms
         # below that send every row in one statement.
@@ -110,16 +103,8 @@ def insert(
         # One row: plain VALUES, which PostgreSQL plans and runs in about
         # half the time of the JSON form (measured: ~40 vs ~90 µs).
         if len(rows) > 1 and "json_rows" in sql and all(_json_safe(row.actor) for row in rows):
-            times: dict[int, str] = {}  # by id(): rows written together share it
-
-            def at_json(value: Any) -> str:
-                found = times.get(id(value))
-                if found is None:
-                    found = times[id(value)] = _quote(
-                        value if type(value) is str else value.isoformat()
-                    )
-                return found
-
+            at_json = _by_identity(lambda at: _quote(at if type(at) is str else at.isoformat()))
+            context_json = _by_identity(_dumps)
             array = ",".join(
                 [
                     f"[{at_json(r.at)},{_quote(r.action)},{_scalar(r.actor)},"
@@ -132,16 +117,7 @@ def insert(
             )
             cursor.execute(sql["json_rows"] + suffix, [f"[{array}]"])
             return
-        values = [
-            (
-                *r[:7],
-                _dumps(r.changes) if r.changes_json is None else r.changes_json,
-                context_json(r.context),
-                prev,
-                digest,
-            )
-            for r, (prev, digest) in zip(rows, links, strict=True)
-        ]
+        values = list(_values(rows, links))
         if len(values) == 1:
             cursor.execute(sql["insert"] + sql["row"] + suffix, values[0])
         elif connection.vendor == "sqlite":
@@ -154,6 +130,31 @@ def insert(
                 )
         else:
             cursor.executemany(sql["insert"] + sql["row"], values)
+
+
+def _values(rows: list[Row], links: list[tuple[str, str]]) -> Iterator[tuple[Any, ...]]:
+    """Each row's column values, in :data:`COLUMNS` order."""
+    context_json = _by_identity(_dumps)
+    for r, (prev, digest) in zip(rows, links, strict=True):
+        changes = _dumps(r.changes) if r.changes_json is None else r.changes_json
+        yield (*r[:7], changes, context_json(r.context), prev, digest)
+
+
+def _by_identity(encode: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``encode``, remembered by ``id()`` of the value for one call's rows.
+
+    The rows of one write share their context dict and timestamp: each is
+    encoded once. The rows keep the values alive, so ids are not reused.
+    """
+    known: dict[int, str] = {}
+
+    def encoded(value: Any) -> str:
+        found = known.get(id(value))
+        if found is None:
+            found = known[id(value)] = encode(value)
+        return found
+
+    return encoded
 
 
 def _scalar(value: Any) -> str:
@@ -223,14 +224,6 @@ def _copy(connection: Any, sql: str, rows: list[Row], links: list[tuple[str, str
     ``assertNumQueries`` and ``CaptureQueriesContext`` count it) the way
     Django notes a transaction's BEGIN. Execute wrappers don't see it.
     """
-    texts: dict[int, str] = {}
-
-    def context_json(value: Any) -> str:
-        found = texts.get(id(value))
-        if found is None:
-            found = texts[id(value)] = _dumps(value)
-        return found
-
     start = time.monotonic()
     with (
         connection.wrap_database_errors,
@@ -238,16 +231,8 @@ def _copy(connection: Any, sql: str, rows: list[Row], links: list[tuple[str, str
         cursor.copy(sql) as copy,
     ):
         write = copy.write_row
-        for r, (prev, digest) in zip(rows, links, strict=True):
-            write(
-                (
-                    *r[:7],
-                    _dumps(r.changes) if r.changes_json is None else r.changes_json,
-                    context_json(r.context),
-                    prev,
-                    digest,
-                )
-            )
+        for values in _values(rows, links):
+            write(values)
     if connection.queries_logged:
         connection.queries_log.append(
             {"sql": f"{sql} -- {len(rows)} rows", "time": f"{time.monotonic() - start:.3f}"}
