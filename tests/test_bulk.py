@@ -1,8 +1,10 @@
 """Bulk paths are not holes: update(), bulk_create(), bulk_update(), QuerySet.delete()."""
 
 from decimal import Decimal
+from io import StringIO
 
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat, Upper
@@ -11,7 +13,12 @@ from django.test.utils import CaptureQueriesContext
 
 import signaltrail
 from signaltrail.models import Event
-from signaltrail.signals import post_bulk_create, post_bulk_update, pre_bulk_update
+from signaltrail.signals import (
+    event_recorded,
+    post_bulk_create,
+    post_bulk_update,
+    pre_bulk_update,
+)
 from tests.testapp.models import Article, Category, Code, Note, Product, Tag
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +41,12 @@ def make_products(n, category=None, **extra):
             for i in range(n)
         ]
     )
+
+
+def _verified():
+    out = StringIO()
+    call_command("trail", "verify", "--no-progress", stdout=out)
+    return "intact" in out.getvalue()
 
 
 def by_pk(evs):
@@ -251,6 +264,40 @@ class TestBulkCreate:
         assert [e.object_pk for e in created] == [str(p.pk) for p in products]
         assert created[1].changes["name"] == [None, "p1"]
         assert created[1].changes["price"] == [None, "1"]
+
+    def test_rows_of_plain_values_are_recorded_as_single_saves_are_and_verify(self):
+        # Category rows hold only ints and strings: their changes are encoded
+        # for the whole call at once (Product's JSON field takes the dict path).
+        Category.objects.create(id=5, name="single")
+        Category.objects.bulk_create(
+            [Category(id=100, name='ü "%s" {0}'), Category(id=7, name=""), Category(name="x")]
+        )
+        created = events("create", Category)
+        assert [e.changes for e in created[:3]] == [
+            {"id": [None, 5], "name": [None, "single"]},
+            {"id": [None, 100], "name": [None, 'ü "%s" {0}']},
+            {"id": [None, 7], "name": [None, ""]},
+        ]
+        assert created[3].changes["name"] == [None, "x"]
+        assert _verified()
+
+    def test_event_recorded_receivers_get_the_changes_of_encoded_rows(self):
+        seen = []
+
+        def receiver(sender, event, **kwargs):
+            seen.append((event.pk is not None, event.object_pk, event.changes))
+
+        event_recorded.connect(receiver, sender=Event)
+        try:
+            Code.objects.bulk_create([Code(code="a", label="1"), Code(code="b")])
+        finally:
+            event_recorded.disconnect(receiver, sender=Event)
+        assert seen == [
+            (True, "a", {"code": [None, "a"], "label": [None, "1"]}),
+            (True, "b", {"code": [None, "b"], "label": [None, ""]}),
+        ]
+        assert [e.changes for e in events(model=Code)] == [c for _, _, c in seen]
+        assert _verified()
 
     def test_masked_fields(self):
         make_products(1, api_key="secret")

@@ -15,8 +15,10 @@ from typing import Any
 from django.db import models, transaction
 from django.db.models.query import QuerySet
 
+from . import canonical
 from .bulk_rows import (
     _AS_IS,
+    Spec,
     _batches,
     _diff,
     _options,
@@ -140,6 +142,10 @@ def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> list[An
         update_plans = _plans_for(opts, update_fields) if upsert else []
         update_specs = _specs(update_plans)
         specs = _specs(opts.fields)
+        names = tuple(spec[0] for spec in specs)
+        attnames = [spec[1] for spec in specs]
+        recorders = [(spec[2].record, spec[3]) for spec in specs]
+        encode = canonical.pairs_encoder(names, created=True)
         limit = conf.REPR_MAX_LENGTH
         if upsert:
             key_fields = [meta.get_field(name) for name in unique_fields] or [meta.pk]
@@ -174,22 +180,50 @@ def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> list[An
                 # Not known to be written: with ignore_conflicts Django can't
                 # tell which rows were inserted; see the README.
                 continue
-            values = {}
-            changes = {}
-            for name, attname, plan, as_is, _ in specs:
-                if attname in loaded:
-                    value = values[attname] = loaded[attname]
-                    changes[name] = [
-                        None,
-                        value if as_is and type(value) in _AS_IS else plan.record(value),
-                    ]
-            remember(obj, opts, values)
+            try:
+                news = [loaded[attname] for attname in attnames]
+            except KeyError:  # a field left unset: its own dict of changes
+                values, changes = _created(specs, loaded)
+                encoded = None
+            else:
+                values = dict(zip(attnames, news, strict=True))
+                recorded = [
+                    value if as_is and type(value) in _AS_IS else record(value)
+                    for value, (record, as_is) in zip(news, recorders, strict=True)
+                ]
+                encoded = encode(recorded)
+                changes = None if encoded is not None else _pairs(names, recorded)
+            remember(obj, opts, values, own=True)
             created.append(obj)
-            entries.append(Entry("create", model, obj.pk, object_repr(obj, False, limit), changes))
+            entries.append(
+                Entry(
+                    "create",
+                    model,
+                    obj.pk,
+                    object_repr(obj, False, limit),
+                    changes,
+                    encoded=encoded,
+                )
+            )
         for chunk in _batches(entries, size):
             _record(using, model, list(chunk))
         post_bulk_create.send(sender=model, objs=created, using=using)
     return result
+
+
+def _created(specs: list[Spec], loaded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(values by attname, changes) of a created row, for the fields it has."""
+    values = {}
+    changes = {}
+    for name, attname, plan, as_is, _ in specs:
+        if attname in loaded:
+            value = values[attname] = loaded[attname]
+            changes[name] = [None, value if as_is and type(value) in _AS_IS else plan.record(value)]
+    return values, changes
+
+
+def _pairs(names: tuple[str, ...], recorded: list[Any]) -> dict[str, Any]:
+    return {name: [None, value] for name, value in zip(names, recorded, strict=True)}
 
 
 def _key(obj: models.Model, fields: list[models.Field]) -> tuple[Any, ...]:

@@ -18,9 +18,11 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import functools
 import hashlib
 import hmac
 import json
+import operator
 from collections.abc import Callable
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
@@ -241,6 +243,76 @@ def encode_changes(changes: Any) -> tuple[str, str | None]:
     )
 
 
+PairsEncoder = Callable[[list[Any]], tuple[str, str] | None]
+
+
+@functools.cache
+def pairs_encoder(names: tuple[str, ...], created: bool = False) -> PairsEncoder:
+    """:func:`encode_changes` for many rows with the same fields, in that order.
+
+    The returned function takes the values flat, ``[old, new, old, new, ...]``
+    in the order of ``names`` (with ``created``, only the new values: every
+    old one is None), and returns what ``encode_changes`` returns for
+    ``{name: [old, new], ...}``, or None for a value other than None, a
+    string, an int or a bool (the caller then builds the dict). The bulk
+    paths write thousands of such rows per call: the quoted names, their
+    sorted order and the punctuation are laid out once, as two templates,
+    and no dict or list of pairs is built per row.
+    """
+    keys = [_quote(name).replace("%", "%%") for name in names]
+    if created:
+        pairs = [("null", "%s") for _ in names]
+        leaf_of = [[i] for i in range(len(names))]
+    else:
+        pairs = [("%s", "%s") for _ in names]
+        leaf_of = [[2 * i, 2 * i + 1] for i in range(len(names))]
+    order = sorted(range(len(names)), key=names.__getitem__)
+    canonical_template = (
+        "{" + ",".join(f"{keys[i]}:[{pairs[i][0]},{pairs[i][1]}]" for i in order) + "}"
+    )
+    stored_template = (
+        "{"
+        + ", ".join(f"{key}: [{old}, {new}]" for key, (old, new) in zip(keys, pairs, strict=True))
+        + "}"
+    )
+    # The leaves in the canonical text's order, as a tuple whatever their number.
+    sorted_leaves = [leaf for i in order for leaf in leaf_of[i]]
+    if len(sorted_leaves) == 1:
+        pick: Callable[[list[str]], tuple[str, ...]] = lambda leaves: (leaves[0],)  # noqa: E731
+    elif sorted_leaves:
+        pick = operator.itemgetter(*sorted_leaves)
+    else:
+        pick = lambda leaves: ()  # noqa: E731
+
+    def encode(values: list[Any]) -> tuple[str, str] | None:
+        stored = []
+        differ = None  # the canonical leaves, where an int is written otherwise
+        for value in values:
+            kind = type(value)
+            if kind is str:
+                stored.append(_quote(value))
+            elif value is None:
+                stored.append("null")
+            elif kind is int:
+                if value % 10 == 0 or not -_EXACT_INT < value < _EXACT_INT:
+                    if differ is None:
+                        differ = {}
+                    differ[len(stored)] = _int_text(value)
+                stored.append(repr(value))
+            elif kind is bool:
+                stored.append("true" if value else "false")
+            else:
+                return None
+        if differ is None:
+            return canonical_template % pick(stored), stored_template % tuple(stored)
+        leaves = list(stored)
+        for i, text in differ.items():
+            leaves[i] = text
+        return canonical_template % pick(leaves), stored_template % tuple(stored)
+
+    return encode
+
+
 def canonical(
     *,
     at: datetime.datetime,
@@ -292,9 +364,14 @@ def signer(secret: str | bytes | None = None) -> Callable[[str], str]:
     if sign is None:
         # What django.utils.crypto.salted_hmac derives: sha256(salt + secret).
         key = hashlib.sha256(force_bytes(KEY_SALT) + force_bytes(secret)).digest()
+        # Keyed once: each message then starts from a copy of the keyed state
+        # instead of hashing the padded key again (about a third faster).
+        copy_keyed = hmac.new(key, digestmod=hashlib.sha256).copy
 
         def sign(text: str) -> str:
-            return hmac.digest(key, force_bytes(text), "sha256").hex()
+            mac = copy_keyed()
+            mac.update(text.encode())
+            return mac.hexdigest()
 
         if len(_signers) > 32:
             _signers.clear()

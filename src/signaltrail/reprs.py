@@ -49,10 +49,10 @@ def _copy(instance: models.Model) -> models.Model:
     if cache is not None:
         state_values["fields_cache"] = cache.copy()
     new_state = ModelState.__new__(ModelState)
-    new_state.__dict__.update(state_values)
+    new_state.__dict__ = state_values  # the copies become the new objects' own dicts
     values["_state"] = new_state
     new = cls.__new__(cls)
-    new.__dict__.update(values)
+    new.__dict__ = values
     return new
 
 

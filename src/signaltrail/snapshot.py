@@ -76,14 +76,22 @@ def snapshot(instance: models.Model) -> dict[str, Any] | None:
     return snap
 
 
-def remember(instance: models.Model, opts: TrackOptions, values: dict[str, Any]) -> None:
+def remember(
+    instance: models.Model, opts: TrackOptions, values: dict[str, Any], *, own: bool = False
+) -> None:
+    """Note ``values`` (by attname) as what ``instance`` now has in the database.
+
+    ``own``: ``values`` is a dict nobody else holds, kept as it is (the bulk
+    paths build one per row for this alone).
+    """
     # A new dict, never an update in place: a dict handed out by snapshot()
     # stays what it was.
     state = instance._state.__dict__
     snap = state.get("trail_snapshot")
     if snap is not None:
         snap = snapshot(instance)
-    values = dict(values)
+    if not own:
+        values = dict(values)
     if opts.mutable_attnames:
         _copy_mutable(opts, values)
     state["trail_snapshot"] = values if snap is None else {**snap, **values}

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -42,9 +43,13 @@ class Entry:
     model: type[models.Model] | None = None
     object_pk: Any = None
     object_repr: str = ""
-    changes: dict[str, Any] = field(default_factory=dict)
+    changes: dict[str, Any] | None = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     actor: Any = None  # overrides the context's actor when set
+    # (canonical text, JSON) of ``changes``, when the caller encoded them
+    # (:func:`signaltrail.canonical.pairs_encoder`); ``changes`` may then be
+    # None, and is read back from the JSON if an Event instance needs it.
+    encoded: tuple[str, str] | None = None
 
 
 # --------------------------------------------------------------------------
@@ -192,7 +197,13 @@ def _rows(connection: Any, using: str, entries: Sequence[Entry], instances: bool
         head = heads.get(key)
         if head is None:
             head = heads[key] = row_head(at_text, *key)
-        changes_text, changes_json = encode_changes(entry.changes)
+        changes = entry.changes
+        if entry.encoded is None:
+            changes_text, changes_json = encode_changes(changes)
+        else:
+            changes_text, changes_json = entry.encoded
+            if changes is None and instances:
+                changes = json.loads(changes_json)
         rows.append(
             Row(
                 at_db,
@@ -202,7 +213,7 @@ def _rows(connection: Any, using: str, entries: Sequence[Entry], instances: bool
                 ct_db,
                 object_pk,
                 text,
-                entry.changes,
+                changes,
                 changes_json,
                 context,
                 head,
