@@ -159,54 +159,57 @@ def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> list[An
                     .filter(pk__in=chunk)
                     .values_list("pk", flat=True)
                 )
-        entries = []
         created = []
-        for obj in objs:
-            loaded = obj.__dict__
-            if upsert:
-                key = _key(obj, key_fields)
-                if key in before:
-                    pk, old = before[key]
-                    new = {
-                        p.attname: loaded[p.attname] for p in update_plans if p.attname in loaded
-                    }
-                    changes = _diff(update_specs, old, new)
-                    if changes:
-                        entries.append(
-                            Entry("update", model, pk, object_repr(obj, False, limit), changes)
-                        )
+        # Written batch by batch: a batch's entries are gone before the next is built.
+        for batch in _batches(objs, size):
+            entries = []
+            for obj in batch:
+                loaded = obj.__dict__
+                if upsert:
+                    key = _key(obj, key_fields)
+                    if key in before:
+                        pk, old = before[key]
+                        new = {
+                            p.attname: loaded[p.attname]
+                            for p in update_plans
+                            if p.attname in loaded
+                        }
+                        changes = _diff(update_specs, old, new)
+                        if changes:
+                            entries.append(
+                                Entry("update", model, pk, object_repr(obj, False, limit), changes)
+                            )
+                        continue
+                if ignore and (obj.pk is None or obj.pk not in inserted_preset):
+                    # Not known to be written: with ignore_conflicts Django can't
+                    # tell which rows were inserted; see the README.
                     continue
-            if ignore and (obj.pk is None or obj.pk not in inserted_preset):
-                # Not known to be written: with ignore_conflicts Django can't
-                # tell which rows were inserted; see the README.
-                continue
-            try:
-                news = [loaded[attname] for attname in attnames]
-            except KeyError:  # a field left unset: its own dict of changes
-                values, changes = _created(specs, loaded)
-                encoded = None
-            else:
-                values = dict(zip(attnames, news, strict=True))
-                recorded = [
-                    value if as_is and type(value) in _AS_IS else record(value)
-                    for value, (record, as_is) in zip(news, recorders, strict=True)
-                ]
-                encoded = encode(recorded)
-                changes = None if encoded is not None else _pairs(names, recorded)
-            remember(obj, opts, values, own=True)
-            created.append(obj)
-            entries.append(
-                Entry(
-                    "create",
-                    model,
-                    obj.pk,
-                    object_repr(obj, False, limit),
-                    changes,
-                    encoded=encoded,
+                try:
+                    news = [loaded[attname] for attname in attnames]
+                except KeyError:  # a field left unset: its own dict of changes
+                    values, changes = _created(specs, loaded)
+                    encoded = None
+                else:
+                    values = dict(zip(attnames, news, strict=True))
+                    recorded = [
+                        value if as_is and type(value) in _AS_IS else record(value)
+                        for value, (record, as_is) in zip(news, recorders, strict=True)
+                    ]
+                    encoded = encode(recorded)
+                    changes = None if encoded is not None else _pairs(names, recorded)
+                remember(obj, opts, values, own=True)
+                created.append(obj)
+                entries.append(
+                    Entry(
+                        "create",
+                        model,
+                        obj.pk,
+                        object_repr(obj, False, limit),
+                        changes,
+                        encoded=encoded,
+                    )
                 )
-            )
-        for chunk in _batches(entries, size):
-            _record(using, model, list(chunk))
+            _record(using, model, entries)
         post_bulk_create.send(sender=model, objs=created, using=using)
     return result
 
