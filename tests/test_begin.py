@@ -1,6 +1,7 @@
-"""PostgreSQL: a tracked save in autocommit costs two round trips (signaltrail.begin).
+"""PostgreSQL: a tracked save in autocommit costs one or two round trips (signaltrail.begin).
 
-BEGIN travels with the row's statement and COMMIT with the event's INSERT. The
+BEGIN travels with the row's statement and COMMIT with the event's INSERT; an
+update's event and COMMIT travel with its UPDATE. The
 round trips are counted from libpq's own trace of the messages the client sends,
 so what is asserted is what went over the wire.
 """
@@ -45,6 +46,16 @@ def sent():
                     queries.append(parts[4].strip().strip('"'))
 
 
+def verified():
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("trail", "verify", "--no-progress", stdout=out)
+    return "intact" in out.getvalue()
+
+
 def idle():
     return connection.connection.info.transaction_status == TransactionStatus.IDLE
 
@@ -66,16 +77,147 @@ def test_a_create_costs_two_round_trips():
     assert Event.objects.order_by("id").last().object_pk == str(p.pk)
 
 
-def test_a_load_change_save_costs_two_round_trips_for_the_save():
+def test_a_load_change_save_sends_row_event_and_commit_in_one_round_trip():
     p = Product.objects.create(name="Hammer")
     p = Product.objects.get(pk=p.pk)
     p.stock = 4
     with sent() as queries:
         p.save()
-    assert len(queries) == 2, queries
-    assert queries[0].startswith('BEGIN; UPDATE "testapp_product"')
-    assert queries[1].endswith("; COMMIT")
-    assert Event.objects.filter(action="update").get().changes == {"stock": [0, 4]}
+    assert len(queries) == 1, queries
+    assert queries[0].startswith('BEGIN; WITH "signaltrail_row" AS (UPDATE "testapp_product"')
+    assert queries[0].endswith('FROM "signaltrail_row"; COMMIT')
+    assert idle() and connection.execute_wrappers == []
+    created, updated = Event.objects.order_by("id")
+    assert updated.action == "update" and updated.changes == {"stock": [0, 4]}
+    assert updated.prev_hash == created.hash
+    p.stock = 5
+    with sent() as queries:
+        p.save()
+    assert len(queries) == 1, queries
+    last = Event.objects.order_by("id").last()
+    assert last.changes == {"stock": [4, 5]} and last.prev_hash == updated.hash
+    assert Product.objects.get(pk=p.pk).stock == 5
+    assert verified()
+
+
+def test_an_update_that_matches_no_row_inserts_it_with_its_create_event_atomically():
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    with connection.cursor() as cursor:  # gone behind the ORM's back
+        cursor.execute('DELETE FROM "testapp_product" WHERE id = %s', [p.pk])
+    p.stock = 4
+    with sent() as queries:
+        p.save()
+    # No row matched: nothing was written and the transaction is over; a new
+    # one holds Django's INSERT and its event.
+    assert queries[0].startswith('BEGIN; WITH "signaltrail_row"')
+    assert queries[1:3] == ["BEGIN", queries[2]] and queries[2].startswith("INSERT INTO")
+    assert queries[-1].endswith("; COMMIT") and len(queries) == 4, queries
+    assert idle() and connection.execute_wrappers == []
+    assert Product.objects.get(pk=p.pk).stock == 4
+    assert [(e.action, e.object_pk) for e in Event.objects.order_by("id")] == [
+        ("create", str(p.pk)),
+        ("create", str(p.pk)),
+    ]
+    assert verified()
+
+
+def test_an_event_refused_by_the_database_leaves_the_row_as_it_was():
+    from tests.test_held import refusing_events
+
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    p.stock = 4
+    with refusing_events(), pytest.raises(DatabaseError, match="trail down"):
+        p.save()
+    assert idle() and connection.execute_wrappers == []
+    assert Product.objects.get(pk=p.pk).stock == 0
+    assert Event.objects.count() == 1
+
+
+def test_a_commit_refused_by_a_deferred_constraint_leaves_the_row_as_it_was():
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION st_late() RETURNS trigger AS $$ BEGIN "
+            "IF NEW.stock = 13 THEN RAISE EXCEPTION 'unlucky stock'; END IF; "
+            "RETURN NULL; END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            'CREATE CONSTRAINT TRIGGER st_late AFTER UPDATE ON "testapp_product" '
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION st_late()"
+        )
+    try:
+        p.stock = 13
+        with sent() as queries, pytest.raises(DatabaseError, match="unlucky stock"):
+            p.save()
+        assert idle() and connection.execute_wrappers == []
+        assert Product.objects.get(pk=p.pk).stock == 0
+        assert Event.objects.count() == 1
+        # Sent again alone in a transaction, its event the usual way: the
+        # COMMIT fails as it would without the trail.
+        assert queries[1:3] == ["BEGIN", queries[2]], queries
+        assert queries[2].startswith('UPDATE "testapp_product"')
+        p.stock = 12
+        p.save()
+        assert Product.objects.get(pk=p.pk).stock == 12
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute('DROP TRIGGER st_late ON "testapp_product"')
+            cursor.execute("DROP FUNCTION st_late()")
+    assert Event.objects.order_by("id").last().changes == {"stock": [0, 12]}
+    assert verified()
+
+
+def test_a_str_that_queries_first_takes_the_begin_and_runs_once():
+    from tests.testapp.models import Category
+
+    p = Product.objects.create(name="Hammer", category=Category.objects.create(name="Tools"))
+    p = Product.objects.get(pk=p.pk)  # its category not loaded: __str__ selects it
+    p.stock = 4
+    with sent() as queries:
+        p.save()
+    assert queries[0].startswith('BEGIN; SELECT "testapp_category"'), queries
+    assert queries[1].startswith('UPDATE "testapp_product"')
+    assert queries[2].startswith('INSERT INTO "signaltrail_event"')
+    assert queries[2].endswith("; COMMIT") and len(queries) == 3, queries
+    last = Event.objects.order_by("id").last()
+    assert (last.object_repr, last.changes) == ("Hammer (Tools)", {"stock": [0, 4]})
+    assert verified()
+
+
+def test_event_recorded_receivers_keep_the_event_apart():
+    from signaltrail.signals import event_recorded
+
+    seen = []
+
+    def receiver(sender, event, **kwargs):
+        seen.append((event.pk is not None, event.changes))
+
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    p.stock = 4
+    event_recorded.connect(receiver, sender=Event)
+    try:
+        with sent() as queries:
+            p.save()
+    finally:
+        event_recorded.disconnect(receiver, sender=Event)
+    assert seen == [(True, {"stock": [0, 4]})]
+    assert queries[0].startswith('BEGIN; UPDATE "testapp_product"'), queries
+
+
+def test_an_update_with_an_expression_is_read_back_as_before():
+    from django.db.models import F
+
+    p = Product.objects.create(name="Hammer", stock=2)
+    p.stock = F("stock") + 3
+    with sent() as queries:
+        p.save()
+    assert queries[0].startswith('BEGIN; UPDATE "testapp_product"'), queries
+    assert "RETURNING" in queries[0]
+    assert Event.objects.order_by("id").last().changes == {"stock": [2, 5]}
 
 
 def test_untracked_saves_are_left_to_django():

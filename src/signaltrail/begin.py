@@ -42,13 +42,28 @@ from __future__ import annotations
 import contextlib
 import functools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from .conf import conf
-from .inserts import _client_cursor_class
+from .inserts import _client_cursor_class, statements
 
 _RIDING = "_signaltrail_riding"  # set while the next transaction's BEGIN may ride
 _ARMED = "_signaltrail_begin_wrapper"  # the execute wrapper, while armed
+_ALONG = "_signaltrail_along"  # an event for the first statement to carry, if an UPDATE
+
+
+@dataclass
+class Along:
+    """An event offered to the first statement of a save's own transaction.
+
+    Taken only by an UPDATE of the row's table (``update``: how its SQL
+    starts); ``sent`` tells whether it went in, with the row.
+    """
+
+    update: str
+    params: tuple[Any, ...]
+    sent: bool = False
 
 
 _NOTHING = contextlib.nullcontext()
@@ -82,6 +97,62 @@ def _riding(connection: Any) -> Iterator[None]:
         _disarm(connection)
 
 
+def armed(connection: Any) -> bool:
+    """Whether the open transaction's BEGIN is still waiting for its first statement."""
+    return _ARMED in connection.__dict__
+
+
+@contextlib.contextmanager
+def along(connection: Any, table: str, params: tuple[Any, ...]) -> Iterator[Along]:
+    """Inside: an UPDATE of ``table`` sent first in the transaction carries the event.
+
+    ``params``: the event's column values. The statement goes as ``BEGIN;
+    WITH row AS (<UPDATE> RETURNING 1) INSERT INTO <events> SELECT ... FROM
+    row; COMMIT``: one round trip for the row, its event and the commit,
+    where the event is inserted only if the UPDATE matched the row, and the
+    statement's row count (what Django reads) is the UPDATE's. Anything else
+    sent first takes no event; ``Along.sent`` stays False and the event is
+    written as usual.
+    """
+    offer = Along(f"UPDATE {connection.ops.quote_name(table)} SET ", params)
+    connection.__dict__[_ALONG] = offer
+    try:
+        yield offer
+    finally:
+        connection.__dict__.pop(_ALONG, None)
+
+
+def _with_event(
+    connection: Any, execute: Any, sql: str, params: Any, many: bool, context: Any, offer: Along
+) -> Any:
+    """Send the UPDATE with BEGIN, its event and COMMIT (see :func:`along`)."""
+    from psycopg.pq import TransactionStatus
+
+    pieces = statements(connection)
+    combined = f"BEGIN; {pieces['along_head']}{sql}{pieces['along_tail']}; COMMIT"
+    try:
+        result = execute(combined, (*(params or ()), *offer.params), many, context)
+    except Exception:
+        if connection.connection.info.transaction_status != TransactionStatus.IDLE:
+            raise  # BEGIN ran: the statement failed inside the transaction
+        # Nothing of it stays: refused before BEGIN ran (a value psycopg
+        # can't send, a syntax error), or the COMMIT failed (a deferred
+        # constraint), which rolled it back. Either way the row is sent
+        # again alone, in a transaction, and the event goes the usual way:
+        # whatever failed fails again, as without the trail.
+        _begin(connection)
+        return execute(sql, params, many, context)
+    cursor = context["cursor"].cursor
+    cursor.nextset()  # to the INSERT's result: one row per row updated
+    if cursor.rowcount > 0:
+        offer.sent = True
+    else:
+        # No row matched: the transaction committed nothing and is over.
+        # Django goes on (an INSERT follows) inside atomic(): open another.
+        _begin(connection)
+    return result
+
+
 def _client_side(connection: Any) -> bool:
     client_cursor = _client_cursor_class()
     raw = connection.connection
@@ -111,6 +182,9 @@ def _first_statement(
     ):
         _begin(connection)
         return execute(sql, params, many, context)
+    offer = connection.__dict__.pop(_ALONG, None)
+    if offer is not None and sql.startswith(offer.update):
+        return _with_event(connection, execute, sql, params, many, context, offer)
     from psycopg.pq import TransactionStatus
 
     try:

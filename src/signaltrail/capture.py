@@ -21,7 +21,7 @@ from django.apps import apps
 from django.db import connections, models, router, transaction
 from django.db.models.signals import post_delete, pre_delete
 
-from . import begin, m2m
+from . import begin, integrity, m2m
 from .pause import count_skipped, is_paused
 from .registry import TrackOptions, registry
 from .reprs import object_repr
@@ -34,7 +34,7 @@ from .snapshot import (
     wrap_from_db,
     wrap_refresh_from_db,
 )
-from .writer import Entry, in_batch, write
+from .writer import Entry, in_batch, signed_values, write
 
 _UID = "signaltrail.capture"
 
@@ -96,14 +96,25 @@ def _wrap_save_table(model: type[models.Model]) -> None:
         if opts is None or (cls is not None and cls is not type(self)._meta.concrete_model):
             return original(self, raw, cls, force_insert, force_update, using, update_fields)
         using = using or router.db_for_write(type(self), instance=self)
+        for left in ("trail_sent", "trail_pending"):  # by a save that failed
+            self._state.__dict__.pop(left, None)
         computed = _prepare(self, opts, using, force_insert, update_fields)
         # In autocommit, the transaction below is the save's own: on
         # PostgreSQL its BEGIN may travel with the row's statement.
         with begin.riding(connections[using]), transaction.atomic(using=using, savepoint=False):
             updated = original(self, raw, cls, force_insert, force_update, using, update_fields)
-            values = _record_save(
-                type(self), opts, self, not updated, update_fields, using, computed
-            )
+            # _wrap_do_update may have sent the event with the UPDATE, or
+            # prepared it.
+            state = self._state.__dict__
+            values = state.pop("trail_sent", None)
+            pending = state.pop("trail_pending", None)
+            if values is None and pending is not None and updated:
+                entry, values = pending
+                write(using, [entry], hold=True)
+            elif values is None:
+                values = _record_save(
+                    type(self), opts, self, not updated, update_fields, using, computed
+                )
         # Only now: had writing or committing failed, so would the save, and
         # the database would still hold the old values.
         remember(self, opts, values)
@@ -111,6 +122,68 @@ def _wrap_save_table(model: type[models.Model]) -> None:
 
     _save_table._signaltrail = True  # type: ignore[attr-defined]
     model._save_table = _save_table  # type: ignore[method-assign]
+
+
+def _wrap_do_update(model: type[models.Model]) -> None:
+    """Let an autocommit update send its event with the row (PostgreSQL).
+
+    ``_do_update`` runs once the fields' ``pre_save`` has given the values
+    to write: the event is known then, before the UPDATE is sent. When the
+    UPDATE is the first statement of the save's own transaction and its
+    BEGIN travels with it (:mod:`signaltrail.begin`), the event and the
+    COMMIT go in the same message: one round trip for the whole save. Not
+    when the database computes a value (an expression, a GeneratedField:
+    Django reads it back), with ``select_on_save``, while paused, or when
+    the event can't be signed without a query first.
+    """
+    original = model._do_update
+    if getattr(original, "_signaltrail", False):
+        return
+
+    @functools.wraps(original)
+    def _do_update(
+        self: models.Model,
+        base_qs: Any,
+        using: str,
+        pk_val: Any,
+        values: Any,
+        update_fields: Any,
+        forced_update: Any,
+        returning_fields: Any,
+    ) -> Any:
+        args = (base_qs, using, pk_val, values, update_fields, forced_update, returning_fields)
+        connection = connections[using]
+        opts = registry.options_for(type(self))
+        if (
+            opts is None
+            or not begin.armed(connection)
+            or not values
+            or returning_fields
+            or (self._meta.select_on_save and not forced_update)
+            or is_paused()
+        ):
+            return original(self, *args)
+        entry, written = _save_event(type(self), opts, self, False, update_fields, using, ())
+        if entry is None:
+            return original(self, *args)
+        signed = signed_values(using, entry)
+        # A query made meanwhile (a __str__ following a relation, the first
+        # content type lookup) took the BEGIN: the event goes the usual way.
+        if signed is None or not begin.armed(connection):
+            result = original(self, *args)
+        else:
+            with begin.along(connection, base_qs.model._meta.db_table, signed[0]) as offer:
+                result = original(self, *args)
+            if offer.sent:
+                integrity.set_chain_head(connection, signed[1])
+                self._state.trail_sent = written  # type: ignore[attr-defined]
+                return result
+        if result:  # the row was updated: this is its event, to write as usual
+            self._state.trail_pending = (entry, written)  # type: ignore[attr-defined]
+        return result
+
+    _do_update._signaltrail = True  # type: ignore[attr-defined]
+    model._do_update = _do_update  # type: ignore[method-assign]
 
 
 def _same(field: models.Field, old: Any, new: Any) -> tuple[bool, Any]:
@@ -197,6 +270,34 @@ def _record_save(
     computed: Any,
 ) -> dict[str, Any]:
     """Write the event of a save; return the values it wrote, by attname."""
+    if is_paused():
+        entry, values = _save_event(
+            sender, opts, instance, created, update_fields, using, computed, with_repr=False
+        )
+        if entry is not None:
+            count_skipped(sender, using=using)
+    else:
+        entry, values = _save_event(sender, opts, instance, created, update_fields, using, computed)
+        if entry is not None:
+            write(using, [entry], hold=True)
+    return values
+
+
+def _save_event(
+    sender: type[models.Model],
+    opts: TrackOptions,
+    instance: models.Model,
+    created: bool,
+    update_fields: Any,
+    using: str,
+    computed: Any,
+    with_repr: bool = True,
+) -> tuple[Entry | None, dict[str, Any]]:
+    """The event of a save (None if nothing changed), and the values it wrote.
+
+    ``with_repr=False``: the event's ``object_repr`` is left empty (a paused
+    trail only counts the event).
+    """
     plans = opts.fields
     if update_fields and not created:
         plans = tuple(p for p in plans if p.name in update_fields or p.attname in update_fields)
@@ -219,16 +320,11 @@ def _record_save(
                 continue
             values[plan.attname] = new
             changes[plan.name] = [plan.record(previous), plan.record(new)]
-    if (changes or created) and is_paused():
-        count_skipped(sender, using=using)
-    elif changes or created:
-        action = "create" if created else "update"
-        write(
-            using,
-            [Entry(action, sender, instance.pk, object_repr(instance), changes)],
-            hold=True,
-        )
-    return values
+    if not (changes or created):
+        return None, values
+    action = "create" if created else "update"
+    text = object_repr(instance) if with_repr else ""
+    return Entry(action, sender, instance.pk, text, changes), values
 
 
 # --------------------------------------------------------------------------
@@ -323,6 +419,7 @@ def install(options: TrackOptions) -> None:
     wrap_from_db(model)
     wrap_refresh_from_db(model)
     _wrap_save_table(model)
+    _wrap_do_update(model)
     _connect(model)
     if apps.models_ready:
         install_relations(options)

@@ -92,7 +92,7 @@ def insert(
     which rolls back as usual. Committing when nothing is in progress is a
     no-op for psycopg 3, so ``atomic()`` then ends cleanly.
     """
-    sql = _statements(connection)
+    sql = statements(connection)
     if len(rows) >= COPY_FROM and not commit and "copy" in sql and _copies(connection):
         _copy(connection, sql["copy"], rows, links)
         return
@@ -117,7 +117,7 @@ def insert(
             )
             cursor.execute(sql["json_rows"] + suffix, [f"[{array}]"])
             return
-        values = list(_values(rows, links))
+        values = list(column_values(rows, links))
         if len(values) == 1:
             cursor.execute(sql["insert"] + sql["row"] + suffix, values[0])
         elif connection.vendor == "sqlite":
@@ -132,7 +132,7 @@ def insert(
             cursor.executemany(sql["insert"] + sql["row"], values)
 
 
-def _values(rows: list[Row], links: list[tuple[str, str]]) -> Iterator[tuple[Any, ...]]:
+def column_values(rows: list[Row], links: list[tuple[str, str]]) -> Iterator[tuple[Any, ...]]:
     """Each row's column values, in :data:`COLUMNS` order."""
     context_json = _by_identity(_dumps)
     for r, (prev, digest) in zip(rows, links, strict=True):
@@ -164,7 +164,7 @@ def _scalar(value: Any) -> str:
     return _quote(value) if type(value) is str else repr(value)
 
 
-def _statements(connection: Any) -> dict[str, Any]:
+def statements(connection: Any) -> dict[str, Any]:
     """The SQL pieces of :func:`insert` for ``connection``, built once."""
     cached = connection.__dict__.get("_signaltrail_sql")
     if cached is not None:
@@ -185,14 +185,17 @@ def _statements(connection: Any) -> dict[str, Any]:
         "row": f"({', '.join(holders)})",
     }
     if postgresql:
-        columns = []
+        columns = []  # of one element of the JSON array
+        along = []  # of one row's parameters, selected from the updated row
         for i, f in enumerate(fields):
             if isinstance(f, models.JSONField):
                 columns.append(f"e->{i}")
+                along.append("%s::jsonb")
             elif f.get_internal_type() in ("CharField", "TextField"):
                 # Assigned as text: a value too long for the column fails as
                 # with the ORM (an explicit cast would truncate it silently).
                 columns.append(f"e->>{i}")
+                along.append("%s")
             else:
                 db_type = (
                     f.target_field.rel_db_type(connection)
@@ -200,6 +203,11 @@ def _statements(connection: Any) -> dict[str, Any]:
                     else f.db_type(connection)
                 )
                 columns.append(f"(e->>{i})::{db_type}")
+                along.append(f"%s::{db_type}")
+        # An UPDATE of one row, and its event only if it matched the row:
+        # along_head + the UPDATE + along_tail (signaltrail.begin).
+        sql["along_head"] = 'WITH "signaltrail_row" AS ('
+        sql["along_tail"] = f' RETURNING 1) {head}SELECT {", ".join(along)} FROM "signaltrail_row"'
         sql["copy"] = (
             f"COPY {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
         )
@@ -231,7 +239,7 @@ def _copy(connection: Any, sql: str, rows: list[Row], links: list[tuple[str, str
         cursor.copy(sql) as copy,
     ):
         write = copy.write_row
-        for values in _values(rows, links):
+        for values in column_values(rows, links):
             write(values)
     if connection.queries_logged:
         connection.queries_log.append(

@@ -104,6 +104,12 @@ def chain_head(connection: Any) -> str:
     savepoint's included: what the transaction wrote before it is still
     there and newer than anything committed).
     """
+    head = known_head(connection)
+    return _latest(connection) if head is None else head
+
+
+def known_head(connection: Any) -> str | None:
+    """:func:`chain_head` if it is known without a query, else None."""
     state = connection.__dict__
     head = state.get(_HEAD)
     if head is not None:
@@ -113,11 +119,11 @@ def chain_head(connection: Any) -> str:
         # Rolled back (a commit would have dropped it): drop it, and the
         # reference to an old list with it.
         del state[_HEAD]
-        return _latest(connection)
+        return None
     committed = state.get(_COMMITTED)
     if committed is not None and committed[0] == _generation:
         return committed[1]
-    return _latest(connection)
+    return None
 
 
 def set_chain_head(connection: Any, digest: str) -> None:

@@ -31,7 +31,7 @@ from django.utils import timezone
 from . import canonical, held, integrity
 from .content_types import content_type_id
 from .context import current, resolve_actor
-from .inserts import RAW_VENDORS, Row, insert
+from .inserts import RAW_VENDORS, Row, column_values, insert
 from .serialization import to_json
 
 
@@ -234,17 +234,10 @@ def insert_rows(
     ``commit``: the transaction commits right after (see
     :func:`signaltrail.inserts.insert`).
     """
-    sign = canonical.signer()
-    row_text = canonical.row_text
     prev = integrity.chain_head(connection)
-    links: list[tuple[str, str]] = []
-    for row in rows:
-        text = row_text(
-            row.head, row.object_pk, row.object_repr, row.changes_text, row.context_text, prev
-        )
-        digest = sign(text)
-        links.append((prev, digest))
-        prev = digest
+    links = _sign(rows, prev)
+    if links:
+        prev = links[-1][1]
     events: list[Any] = []
     if instances:
         event_model, _ = _models()
@@ -270,6 +263,44 @@ def insert_rows(
         insert(connection, rows, links, commit=commit)
     integrity.set_chain_head(connection, prev)
     return events
+
+
+def _sign(rows: list[Row], prev: str) -> list[tuple[str, str]]:
+    """Each row's ``(prev_hash, hash)``, chained from ``prev``."""
+    sign = canonical.signer()
+    row_text = canonical.row_text
+    links: list[tuple[str, str]] = []
+    for row in rows:
+        text = row_text(
+            row.head, row.object_pk, row.object_repr, row.changes_text, row.context_text, prev
+        )
+        digest = sign(text)
+        links.append((prev, digest))
+        prev = digest
+    return links
+
+
+def signed_values(using: str, entry: Entry) -> tuple[tuple[Any, ...], str] | None:
+    """The column values of ``entry``'s event, chained and signed, and its hash.
+
+    For a statement of the caller's that inserts the event itself (an
+    autocommit update on PostgreSQL sends it with the row's UPDATE:
+    :mod:`signaltrail.begin`); the caller notes the hash as the chain's head
+    once the row is written (:func:`signaltrail.integrity.set_chain_head`).
+    None where :func:`write` is needed: ``event_recorded`` has receivers (they
+    get Event instances), or the chain's head is not known without a query.
+    """
+    event_model, event_recorded = _models()
+    if event_recorded.receivers and event_recorded.has_listeners(event_model):
+        return None
+    connection = connections[using]
+    prev = integrity.known_head(connection)
+    if prev is None:
+        return None
+    rows = _rows(connection, using, [entry], False)
+    links = _sign(rows, prev)
+    (values,) = column_values(rows, links)
+    return values, links[0][1]
 
 
 def _ct_column(ct_field: Any, ct_id: Any, connection: Any) -> Any:
