@@ -388,9 +388,9 @@ def test_a_wrapper_added_after_the_transaction_opened_sees_plain_sql(monkeypatch
     assert idle() and Event.objects.filter(object_repr="Hammer").exists()
 
 
-def test_deletions_and_m2m_changes_are_left_to_django():
-    """pre_delete and m2m_changed receivers run inside Django's transaction
-    before any statement of Django's: it is begun by psycopg as usual."""
+def test_an_add_and_a_deletion_send_begin_with_their_first_statement():
+    """add()'s first statement is Django's SELECT; a deletion's comes after
+    pre_delete, which only the trail receives here."""
     from tests.testapp.models import Tag
 
     warm()
@@ -398,13 +398,62 @@ def test_deletions_and_m2m_changes_are_left_to_django():
     tag = Tag.objects.create(name="red")
     with sent() as added:
         p.tags.add(tag)
+    assert added[0].startswith('BEGIN; SELECT "testapp_product_tags"'), added
+    assert added[1].startswith('INSERT INTO "testapp_product_tags"')
+    assert added[2].endswith("; COMMIT") and len(added) == 3, added
+    with sent() as again:
+        tag.products.add(Product.objects.create(name="Saw"))
+    assert any(q.startswith('BEGIN; SELECT "testapp_product_tags"') for q in again), again
     p = Product.objects.get(pk=p.pk)
     with sent() as deleted:
         p.delete()
-    for queries in (added, deleted):
-        assert queries[0] == "BEGIN"
+    assert deleted[0].startswith("BEGIN; DELETE FROM"), deleted
+    assert deleted[-1].endswith("; COMMIT")
+    assert idle() and connection.execute_wrappers == []
+    assert [e.action for e in Event.objects.order_by("id")][-5:] == [
+        "create",
+        "m2m_add",
+        "create",
+        "m2m_add",
+        "delete",
+    ]
+    assert not Product.objects.filter(pk=p.pk).exists()
+    assert verified()
+
+
+def test_receivers_running_before_djangos_first_statement_get_psycopgs_begin():
+    """pre_delete, and m2m_changed for remove() and clear(), are sent inside
+    the transaction before any statement of Django's: with a receiver of the
+    project's there, psycopg begins the transaction as usual."""
+    from django.db.models.signals import m2m_changed, pre_delete
+
+    from tests.testapp.models import Tag
+
+    warm()
+    p = Product.objects.create(name="Hammer")
+    tag = Tag.objects.create(name="red")
+    p.tags.add(tag)
+    with sent() as removed:
+        p.tags.remove(tag)
+    p.tags.add(tag)
+    with sent() as cleared:
+        p.tags.clear()
+    seen = []
+
+    def receiver(sender, instance, **kwargs):
+        seen.append(instance.pk)
+
+    pre_delete.connect(receiver, sender=Product, dispatch_uid="test_begin.seen")
+    p = Product.objects.get(pk=p.pk)
+    try:
+        with sent() as deleted:
+            p.delete()
+    finally:
+        pre_delete.disconnect(sender=Product, dispatch_uid="test_begin.seen")
+    for queries in (removed, cleared, deleted):
+        assert queries[0] == "BEGIN", queries
         assert queries[-1].endswith("; COMMIT")
-    assert idle()
+    assert seen and idle() and m2m_changed.has_listeners(Product.tags.through)
 
 
 class Boom(Exception):

@@ -19,13 +19,16 @@ This module installs the wrappers (:func:`install`) and holds those of
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from django.db import connections, models, transaction
 from django.db.models import sql
 from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
+from django.db.models.signals import pre_delete
 
+from . import begin
 from .bulk_rows import (
     _diff,
     _options,
@@ -38,6 +41,7 @@ from .bulk_rows import (
     by_pks,
 )
 from .bulk_writes import bulk_create, bulk_update
+from .capture import on_pre_delete
 from .conf import conf
 from .registry import FieldPlan, registry
 from .signals import post_bulk_update, pre_bulk_update
@@ -174,7 +178,8 @@ def collector_delete(self: Any) -> Any:
     if not any(registry.options_for(model) for model in self.data):
         return _original["collector_delete"](self)
     if sum(len(instances) for instances in self.data.values()) == 1:
-        return _original["collector_delete"](self)
+        with _riding(self):
+            return _original["collector_delete"](self)
     # Django sets the pks to None at the end of its delete, before the
     # batched events are written: if writing them fails, the rows are still
     # there, and so must be the pks.
@@ -184,9 +189,29 @@ def collector_delete(self: Any) -> Any:
         for obj in instances
     ]
     try:
-        with transaction.atomic(using=self.using, savepoint=False), batched():
+        with (
+            _riding(self),
+            transaction.atomic(using=self.using, savepoint=False),
+            batched(),
+        ):
             return _original["collector_delete"](self)
     except BaseException:
         for obj, attname, pk in pks:
             setattr(obj, attname, pk)
         raise
+
+
+def _riding(collector: Collector) -> contextlib.AbstractContextManager[None]:
+    """Let the deletion's BEGIN travel with its first statement (:mod:`signaltrail.begin`).
+
+    Only when nothing but the trail receives ``pre_delete`` for the models
+    deleted: Django sends it inside the transaction before its first
+    statement, and a receiver of the project's may use the transaction
+    there in ways that need a BEGIN sent already (the raw psycopg
+    connection, a server-side cursor).
+    """
+    for model in collector.data:
+        sync, asynchronous = pre_delete._live_receivers(model)
+        if asynchronous or any(receiver is not on_pre_delete for receiver in sync):
+            return contextlib.nullcontext()
+    return begin.riding(connections[collector.using])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from django.db import models
+from django.db import connections, models, router
 from django.db.models.signals import m2m_changed
 
+from . import begin
 from .pause import count_skipped, is_paused
 from .registry import TrackOptions
 from .reprs import object_repr
@@ -133,12 +135,43 @@ def _on_reverse(
     )
 
 
+def _wrap_add(manager_cls: type) -> None:
+    """Let ``add()``'s BEGIN travel with its first statement (:mod:`signaltrail.begin`).
+
+    Django's first statement there is its own SELECT of the rows already
+    related, sent before any ``m2m_changed`` receiver runs: nothing of the
+    project's uses the transaction before it. Then ``add()`` in autocommit
+    costs the round trips it costs without the trail (the event goes with
+    the COMMIT).
+    """
+    original = manager_cls.add
+    if getattr(original, "_signaltrail", False):
+        return
+
+    @functools.wraps(original)
+    def add(self: Any, *objs: Any, through_defaults: Any = None) -> Any:
+        db = router.db_for_write(self.through, instance=self.instance)
+        with begin.riding(connections[db]):
+            return original(self, *objs, through_defaults=through_defaults)
+
+    add._signaltrail = True  # type: ignore[attr-defined]
+    manager_cls.add = add
+
+
 def connect(options: TrackOptions) -> None:
     """Record the m2m fields ``options`` names, through their through models."""
     for field in options.m2m_fields:
         through = field.remote_field.through
         if isinstance(through, str):
             continue
+        sides = [getattr(field.model, field.name)]
+        accessor = field.remote_field.get_accessor_name()
+        if accessor and not field.remote_field.hidden:
+            sides.append(getattr(field.remote_field.model, accessor, None))
+        for descriptor in sides:
+            manager_cls = getattr(descriptor, "related_manager_cls", None)
+            if manager_cls is not None:
+                _wrap_add(manager_cls)
         entries = _m2m_fields.setdefault(through, [])
         if not any(f is field for _, f in entries):
             entries.append((options, field))
