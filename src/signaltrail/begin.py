@@ -1,17 +1,22 @@
-"""BEGIN sent with the first statement of a tracked save's own transaction.
+"""BEGIN sent with the first statement of a write's own transaction.
 
 In autocommit mode a tracked save opens ``atomic()`` so that its row and its
 event commit together. On PostgreSQL, psycopg sends that transaction's BEGIN
 as a round trip of its own before the first statement; the event's INSERT
 already carries the COMMIT (:mod:`signaltrail.held`). With psycopg 3's
 client-side binding (Django's default), one message may hold several
-statements, so here the BEGIN travels with the row's own statement: a save
-then costs two round trips instead of three.
+statements, so here the BEGIN travels with the first statement: a create
+then costs two round trips instead of three. An update goes further
+(:func:`along`): its event is known before its UPDATE is sent, so the
+UPDATE, the event and the COMMIT go in one message.
 
-Only the save's own transaction rides, because nothing of the project runs
-between its ``atomic()`` and its first statement but the fields' ``pre_save``.
-Deletions and m2m changes are left alone: Django sends ``pre_delete`` and
-``m2m_changed`` there, and a receiver may use the transaction before any
+A transaction rides only where nothing of the project's runs between its
+``atomic()`` and Django's first statement but the fields' ``pre_save``: a
+save's own transaction; ``add()`` on a tracked many-to-many relation, whose
+first statement is Django's SELECT of the rows already related; a deletion
+when nothing but the trail receives ``pre_delete``. ``remove()`` and
+``clear()`` are left alone: Django sends ``m2m_changed`` before its first
+statement there, and a receiver may use the transaction before any
 statement of Django's (a server-side cursor, the raw psycopg connection).
 
 How: while :func:`riding` is active, the PostgreSQL backend's

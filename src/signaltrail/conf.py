@@ -34,9 +34,10 @@ DEFAULTS: dict[str, Any] = {
     # Rows handled per batch by the bulk paths (update, bulk_update,
     # bulk_create): bounds memory, and the queries per batch are constant.
     "BULK_BATCH_SIZE": 2000,
-    # PostgreSQL with psycopg 3: send an autocommit save's BEGIN with its
-    # row's statement, one round trip less (signaltrail.begin). False:
-    # psycopg sends BEGIN itself, as without the trail.
+    # PostgreSQL with psycopg 3: send an autocommit write's BEGIN with its
+    # first statement, and an autocommit update's event and COMMIT with its
+    # UPDATE (signaltrail.begin): fewer round trips. False: psycopg sends
+    # BEGIN itself and the event goes after the row, as without the trail.
     "POSTGRES_BEGIN_WITH_ROW": True,
     "TRACE_REQUESTS": False,  # toolkit.tracing.TraceMiddleware: log receivers per request
     # @in_background receivers (toolkit.background). Where calls are sent:
