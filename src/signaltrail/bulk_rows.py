@@ -18,7 +18,7 @@ from django.db import connections, models
 from django.db.models import F, Lookup
 from django.db.models.query import QuerySet
 
-from .capture import _same
+from .compare import same_value
 from .pause import count_skipped, is_paused
 from .registry import FieldPlan, TrackOptions, registry
 from .serialization import _plain
@@ -79,7 +79,7 @@ def _specs(plans: Sequence[FieldPlan]) -> list[Spec]:
 def _diff(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     """``{name: [old, new]}`` for the fields whose value changed.
 
-    What ``capture._same`` decides, with its common case inlined: two values
+    What ``compare.same_value`` decides, with its common case inlined: two values
     of the same type (outside a JSONField) are the same when ``==`` says so.
     """
     changes = {}
@@ -93,7 +93,7 @@ def _diff(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[s
                 if previous == value:
                     continue
             else:
-                same, value = _same(plan.field, previous, value)
+                same, value = same_value(plan.field, previous, value)
                 if same:
                     continue
             if as_is:
@@ -103,7 +103,7 @@ def _diff(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[s
                 ]
             else:
                 changes[name] = [plan.record(previous), plan.record(value)]
-    except Exception:  # an odd __eq__: _same copes with it
+    except Exception:  # an odd __eq__: same_value copes with it
         return _diff_slowly(specs, old, new)
     return changes
 
@@ -114,7 +114,7 @@ def _diff_slowly(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) ->
         if attname not in new:
             continue
         previous = old.get(attname)
-        same, value = _same(plan.field, previous, new[attname])
+        same, value = same_value(plan.field, previous, new[attname])
         if not same:
             changes[name] = [plan.record(previous), plan.record(value)]
     return changes

@@ -22,6 +22,7 @@ from django.db import connections, models, router, transaction
 from django.db.models.signals import post_delete, pre_delete
 
 from . import begin, integrity, m2m
+from .compare import same_value
 from .pause import count_skipped, is_paused
 from .registry import TrackOptions, registry
 from .reprs import object_repr
@@ -186,46 +187,6 @@ def _wrap_do_update(model: type[models.Model]) -> None:
     model._do_update = _do_update  # type: ignore[method-assign]
 
 
-def _same(field: models.Field, old: Any, new: Any) -> tuple[bool, Any]:
-    """Compare a stored value with a new one; return (same, normalized new).
-
-    A new value of another type than the stored one (``"3"`` or ``3`` for a
-    DecimalField) is first turned into the field's Python type, so that it
-    compares, and is recorded, as the database will hold it.
-    """
-    try:
-        if isinstance(field, models.JSONField):
-            return old == new and _json_same(old, new), new
-        if type(old) is type(new) and old == new:
-            return True, new
-        if new is not None and type(old) is not type(new):
-            target = field.target_field if isinstance(field, models.ForeignKey) else field
-            new = target.to_python(new)
-            return bool(old == new), new
-        return False, new
-    except Exception:
-        return False, new
-
-
-def _json_same(a: Any, b: Any) -> bool:
-    """Equality as JSON has it: ``true`` is not ``1`` (Python says it is).
-
-    Numbers still compare by value: PostgreSQL's jsonb may hand back ``1e16``
-    as an integer.
-    """
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, dict):
-        return (
-            isinstance(b, dict)
-            and a.keys() == b.keys()
-            and all(_json_same(v, b[k]) for k, v in a.items())
-        )
-    if isinstance(a, list | tuple):
-        return isinstance(b, list | tuple) and len(a) == len(b) and all(map(_json_same, a, b))
-    return bool(a == b)
-
-
 def _written_values(
     instance: models.Model, opts: TrackOptions, using: str, plans: Any, had_expression: Any
 ) -> dict[str, Any]:
@@ -306,7 +267,7 @@ def _save_event(
     if created:
         for plan in plans:
             if plan.attname in values:
-                _, new = _same(plan.field, None, values[plan.attname])
+                _, new = same_value(plan.field, None, values[plan.attname])
                 values[plan.attname] = new
                 changes[plan.name] = [None, plan.record(new)]
     else:
@@ -315,7 +276,7 @@ def _save_event(
             if plan.attname not in values:
                 continue
             previous = old.get(plan.attname)
-            same, new = _same(plan.field, previous, values[plan.attname])
+            same, new = same_value(plan.field, previous, values[plan.attname])
             if same:
                 continue
             values[plan.attname] = new
