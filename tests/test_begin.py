@@ -128,19 +128,35 @@ def test_an_event_refused_by_the_database_leaves_the_row_as_it_was():
     p = Product.objects.create(name="Hammer")
     p = Product.objects.get(pk=p.pk)
     p.stock = 4
-    with refusing_events(), pytest.raises(DatabaseError, match="trail down"):
+    with refusing_events(), sent() as queries, pytest.raises(DatabaseError, match="trail down"):
         p.save()
+    assert queries[0].startswith("BEGIN; WITH") and queries[1:] == ["ROLLBACK"], queries
     assert idle() and connection.execute_wrappers == []
     assert Product.objects.get(pk=p.pk).stock == 0
     assert Event.objects.count() == 1
+
+
+def test_a_paused_update_sends_no_event_with_its_row():
+    import signaltrail
+
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    p.stock = 4
+    with signaltrail.paused(), sent() as queries:
+        p.save()
+    assert not any("signaltrail_event" in q for q in queries), queries
+    assert Product.objects.get(pk=p.pk).stock == 4
+    assert not Event.objects.filter(action="update").exists()
 
 
 def test_a_commit_refused_by_a_deferred_constraint_leaves_the_row_as_it_was():
     p = Product.objects.create(name="Hammer")
     p = Product.objects.get(pk=p.pk)
     with connection.cursor() as cursor:
+        cursor.execute("CREATE SEQUENCE st_late_runs")  # not rolled back
         cursor.execute(
             "CREATE FUNCTION st_late() RETURNS trigger AS $$ BEGIN "
+            "PERFORM nextval('st_late_runs'); "
             "IF NEW.stock = 13 THEN RAISE EXCEPTION 'unlucky stock'; END IF; "
             "RETURN NULL; END $$ LANGUAGE plpgsql"
         )
@@ -155,10 +171,12 @@ def test_a_commit_refused_by_a_deferred_constraint_leaves_the_row_as_it_was():
         assert idle() and connection.execute_wrappers == []
         assert Product.objects.get(pk=p.pk).stock == 0
         assert Event.objects.count() == 1
-        # Sent again alone in a transaction, its event the usual way: the
-        # COMMIT fails as it would without the trail.
-        assert queries[1:3] == ["BEGIN", queries[2]], queries
-        assert queries[2].startswith('UPDATE "testapp_product"')
+        # The COMMIT's error is the save's, as without the trail: the row is
+        # not sent again (the trigger ran once).
+        assert len(queries) == 1 and queries[0].startswith("BEGIN; WITH"), queries
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT last_value FROM st_late_runs")
+            assert cursor.fetchone() == (1,)
         p.stock = 12
         p.save()
         assert Product.objects.get(pk=p.pk).stock == 12
@@ -166,8 +184,105 @@ def test_a_commit_refused_by_a_deferred_constraint_leaves_the_row_as_it_was():
         with connection.cursor() as cursor:
             cursor.execute('DROP TRIGGER st_late ON "testapp_product"')
             cursor.execute("DROP FUNCTION st_late()")
+            cursor.execute("DROP SEQUENCE st_late_runs")
     assert Event.objects.order_by("id").last().changes == {"stock": [0, 12]}
     assert verified()
+
+
+def test_a_trigger_discarding_the_event_leaves_the_update_counted():
+    """Django reads the statement's row count: the UPDATE's, not the INSERT's."""
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE FUNCTION st_elsewhere() RETURNS trigger AS $$ BEGIN "
+            "RETURN NULL; END $$ LANGUAGE plpgsql"
+        )
+        cursor.execute(
+            'CREATE TRIGGER st_elsewhere BEFORE INSERT ON "signaltrail_event" '
+            "FOR EACH ROW EXECUTE FUNCTION st_elsewhere()"
+        )
+    try:
+        p.stock = 4
+        with sent() as queries:
+            p.save()
+        assert len(queries) == 1, queries
+        assert Product.objects.filter(pk=p.pk).values_list("stock", flat=True).get() == 4
+        assert Product.objects.count() == 1
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute('DROP TRIGGER st_elsewhere ON "signaltrail_event"')
+            cursor.execute("DROP FUNCTION st_elsewhere()")
+    assert Event.objects.count() == 1  # only the create: the trigger kept the update's
+
+
+def test_a_table_with_a_rule_gets_its_update_alone():
+    """PostgreSQL refuses DO ALSO rules in a WITH clause; Django's UPDATE alone is fine."""
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            'CREATE RULE st_also AS ON UPDATE TO "testapp_product" DO ALSO NOTIFY st_also'
+        )
+    try:
+        p.stock = 4
+        p.save()
+        assert idle() and connection.execute_wrappers == []
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute('DROP RULE st_also ON "testapp_product"')
+    assert Product.objects.get(pk=p.pk).stock == 4
+    assert Event.objects.order_by("id").last().changes == {"stock": [0, 4]}
+    assert verified()
+
+
+def test_a_save_inside_another_saves_pre_save_commits_with_it(monkeypatch):
+    """The inner save is not its transaction's own: it must not send COMMIT."""
+    from tests.testapp.models import Category
+
+    warm()
+    category = Category.objects.create(name="Tools")
+    category = Category.objects.get(pk=category.pk)
+    p = Product.objects.get(name="warm")
+
+    def inner_save_then_fail():
+        category.name = "Garden"
+        category.save()
+        raise RuntimeError("outer save fails")
+
+    description_pre_save(monkeypatch, inner_save_then_fail)
+    events = Event.objects.count()
+    p.stock = 4
+    with pytest.raises(RuntimeError, match="outer save fails"):
+        p.save()
+    assert idle()
+    assert Category.objects.get(pk=category.pk).name == "Tools"
+    assert Product.objects.get(pk=p.pk).stock == 0
+    assert Event.objects.count() == events
+
+
+def test_code_after_an_overridden_save_table_runs_inside_the_transaction(monkeypatch):
+    """A model whose _save_table runs code after super(): that code fails the save."""
+    from django.db import models
+
+    from signaltrail import capture
+
+    def _save_table(self, *args, **kwargs):
+        updated = models.Model._save_table(self, *args, **kwargs)
+        if self.stock == 13:
+            raise ValueError("checked after the row")
+        return updated
+
+    monkeypatch.setattr(Product, "_save_table", _save_table)
+    capture._wrap_save_table(Product)  # as install() wraps a model's own override
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    p.stock = 13
+    with pytest.raises(ValueError, match="checked after the row"):
+        p.save()
+    assert idle() and connection.execute_wrappers == []
+    assert Product.objects.get(pk=p.pk).stock == 0
+    assert Event.objects.count() == 1
 
 
 def test_a_str_that_queries_first_takes_the_begin_and_runs_once():

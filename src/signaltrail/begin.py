@@ -112,12 +112,12 @@ def along(connection: Any, table: str, params: tuple[Any, ...]) -> Iterator[Alon
     """Inside: an UPDATE of ``table`` sent first in the transaction carries the event.
 
     ``params``: the event's column values. The statement goes as ``BEGIN;
-    WITH row AS (<UPDATE> RETURNING 1) INSERT INTO <events> SELECT ... FROM
-    row; COMMIT``: one round trip for the row, its event and the commit,
-    where the event is inserted only if the UPDATE matched the row, and the
-    statement's row count (what Django reads) is the UPDATE's. Anything else
-    sent first takes no event; ``Along.sent`` stays False and the event is
-    written as usual.
+    WITH row AS (<UPDATE> RETURNING 1), new AS (INSERT INTO <events> SELECT
+    ... FROM row LIMIT 1) SELECT 1 FROM row; COMMIT``: one round trip for the
+    row, its event and the commit, where the event is inserted only if the
+    UPDATE matched the row, and the statement's row count (what Django
+    reads) is the UPDATE's. Anything else sent first takes no event;
+    ``Along.sent`` stays False and the event is written as usual.
     """
     offer = Along(f"UPDATE {connection.ops.quote_name(table)} SET ", params)
     connection.__dict__[_ALONG] = offer
@@ -137,18 +137,29 @@ def _with_event(
     combined = f"BEGIN; {pieces['along_head']}{sql}{pieces['along_tail']}; COMMIT"
     try:
         result = execute(combined, (*(params or ()), *offer.params), many, context)
-    except Exception:
-        if connection.connection.info.transaction_status != TransactionStatus.IDLE:
+    except Exception as error:
+        status = connection.connection.info.transaction_status
+        code = _sqlstate(error)
+        if status == TransactionStatus.INERROR and code in _NOT_IN_WITH:
+            # PostgreSQL refuses this UPDATE inside WITH (a rule on the
+            # table, a row security policy on RETURNING): nothing of it was
+            # written. The row is sent alone, as without the trail.
+            with connection.wrap_database_errors:
+                connection.connection.execute("ROLLBACK; BEGIN")
+            return execute(sql, params, many, context)
+        if status != TransactionStatus.IDLE:
             raise  # BEGIN ran: the statement failed inside the transaction
-        # Nothing of it stays: refused before BEGIN ran (a value psycopg
-        # can't send, a syntax error), or the COMMIT failed (a deferred
-        # constraint), which rolled it back. Either way the row is sent
-        # again alone, in a transaction, and the event goes the usual way:
-        # whatever failed fails again, as without the trail.
+        if code is not None and not code.startswith("42"):
+            # The COMMIT failed (a deferred constraint) and rolled it all
+            # back: the save fails with that error, as without the trail.
+            raise
+        # Refused before BEGIN ran, by psycopg (a value it can't send) or
+        # while PostgreSQL parsed the message (a syntax error): the row is
+        # sent again alone, in a transaction, and fails the same way.
         _begin(connection)
         return execute(sql, params, many, context)
     cursor = context["cursor"].cursor
-    cursor.nextset()  # to the INSERT's result: one row per row updated
+    cursor.nextset()  # to the UPDATE's rows
     if cursor.rowcount > 0:
         offer.sent = True
     else:
@@ -156,6 +167,21 @@ def _with_event(
         # Django goes on (an INSERT follows) inside atomic(): open another.
         _begin(connection)
     return result
+
+
+# SQLSTATEs of an UPDATE PostgreSQL runs alone but not in a WITH clause:
+# feature_not_supported (DO ALSO / conditional DO INSTEAD rules, a view's
+# rule without RETURNING), insufficient_privilege (a SELECT policy on RETURNING).
+_NOT_IN_WITH = frozenset({"0A000", "42501"})
+
+
+def _sqlstate(error: BaseException) -> str | None:
+    """The SQLSTATE of a server error (Django's wrapper or psycopg's own)."""
+    for candidate in (error, error.__cause__):
+        code = getattr(candidate, "sqlstate", None)
+        if code:
+            return str(code)
+    return None
 
 
 def _client_side(connection: Any) -> bool:

@@ -134,8 +134,10 @@ def _wrap_do_update(model: type[models.Model]) -> None:
     BEGIN travels with it (:mod:`signaltrail.begin`), the event and the
     COMMIT go in the same message: one round trip for the whole save. Not
     when the database computes a value (an expression, a GeneratedField:
-    Django reads it back), with ``select_on_save``, while paused, or when
-    the event can't be signed without a query first.
+    Django reads it back), with ``select_on_save``, while paused, when the
+    event can't be signed without a query first, or when the model
+    overrides ``_save_table`` or ``_do_update`` (code after its ``super()``
+    call would run after the COMMIT).
     """
     original = model._do_update
     if getattr(original, "_signaltrail", False):
@@ -158,6 +160,8 @@ def _wrap_do_update(model: type[models.Model]) -> None:
         if (
             opts is None
             or not begin.armed(connection)
+            or len(connection.atomic_blocks) != 1  # a save inside another's pre_save
+            or not _djangos_own(type(self))
             or not values
             or returning_fields
             or (self._meta.select_on_save and not forced_update)
@@ -185,6 +189,14 @@ def _wrap_do_update(model: type[models.Model]) -> None:
 
     _do_update._signaltrail = True  # type: ignore[attr-defined]
     model._do_update = _do_update  # type: ignore[method-assign]
+
+
+def _djangos_own(model: type[models.Model]) -> bool:
+    """Whether ``model`` saves through Django's own ``_save_table`` and ``_do_update``."""
+    return (
+        getattr(model._save_table, "__wrapped__", None) is models.Model._save_table
+        and getattr(model._do_update, "__wrapped__", None) is models.Model._do_update
+    )
 
 
 def _written_values(

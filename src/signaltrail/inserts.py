@@ -204,10 +204,16 @@ def statements(connection: Any) -> dict[str, Any]:
                 )
                 columns.append(f"(e->>{i})::{db_type}")
                 along.append(f"%s::{db_type}")
-        # An UPDATE of one row, and its event only if it matched the row:
-        # along_head + the UPDATE + along_tail (signaltrail.begin).
+        # An UPDATE of one row, and its event only if it matched a row:
+        # along_head + the UPDATE + along_tail (signaltrail.begin). The
+        # statement's rows are the UPDATE's, so its row count is what Django
+        # reads, whatever a trigger on the event table does to the INSERT.
         sql["along_head"] = 'WITH "signaltrail_row" AS ('
-        sql["along_tail"] = f' RETURNING 1) {head}SELECT {", ".join(along)} FROM "signaltrail_row"'
+        sql["along_tail"] = (
+            f' RETURNING 1), "signaltrail_new" AS ({head}SELECT {", ".join(along)} '
+            'FROM (SELECT 1 FROM "signaltrail_row" LIMIT 1) AS "signaltrail_one") '
+            'SELECT 1 FROM "signaltrail_row"'
+        )
         sql["copy"] = (
             f"COPY {qn(meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
         )
