@@ -8,7 +8,7 @@ client-side binding (Django's default), one message may hold several
 statements, so here the BEGIN travels with the first statement: a create
 then costs two round trips instead of three. An update goes further
 (:func:`along`): its event is known before its UPDATE is sent, so the
-UPDATE, the event and the COMMIT go in one message.
+UPDATE and the event go as one statement, which commits on its own.
 
 A transaction rides only where nothing of the project's runs between its
 ``atomic()`` and Django's first statement but the fields' ``pre_save``: a
@@ -111,13 +111,15 @@ def armed(connection: Any) -> bool:
 def along(connection: Any, table: str, params: tuple[Any, ...]) -> Iterator[Along]:
     """Inside: an UPDATE of ``table`` sent first in the transaction carries the event.
 
-    ``params``: the event's column values. The statement goes as ``BEGIN;
-    WITH row AS (<UPDATE> RETURNING 1), new AS (INSERT INTO <events> SELECT
-    ... FROM row LIMIT 1) SELECT 1 FROM row; COMMIT``: one round trip for the
-    row, its event and the commit, where the event is inserted only if the
-    UPDATE matched the row, and the statement's row count (what Django
-    reads) is the UPDATE's. Anything else sent first takes no event;
-    ``Along.sent`` stays False and the event is written as usual.
+    ``params``: the event's column values. The UPDATE goes as one statement,
+    ``WITH row AS (<UPDATE> RETURNING 1), new AS (INSERT INTO <events>
+    SELECT ... FROM row LIMIT 1) SELECT 1 FROM row``, which PostgreSQL runs
+    (in autocommit) as a transaction of its own: one round trip for the row,
+    its event and the commit, without a BEGIN or COMMIT statement to run.
+    The event is inserted only if the UPDATE matched the row, and the
+    statement's row count (what Django reads) is the UPDATE's. Anything
+    else sent first takes no event; ``Along.sent`` stays False and the
+    event is written as usual.
     """
     offer = Along(f"UPDATE {connection.ops.quote_name(table)} SET ", params)
     connection.__dict__[_ALONG] = offer
@@ -130,40 +132,35 @@ def along(connection: Any, table: str, params: tuple[Any, ...]) -> Iterator[Alon
 def _with_event(
     connection: Any, execute: Any, sql: str, params: Any, many: bool, context: Any, offer: Along
 ) -> Any:
-    """Send the UPDATE with BEGIN, its event and COMMIT (see :func:`along`)."""
+    """Send the UPDATE with its event, as one statement (see :func:`along`)."""
     from psycopg.pq import TransactionStatus
 
     pieces = statements(connection)
-    combined = f"BEGIN; {pieces['along_head']}{sql}{pieces['along_tail']}; COMMIT"
+    combined = f"{pieces['along_head']}{sql}{pieces['along_tail']}"
     try:
         result = execute(combined, (*(params or ()), *offer.params), many, context)
     except Exception as error:
-        status = connection.connection.info.transaction_status
-        code = _sqlstate(error)
-        if status == TransactionStatus.INERROR and code in _NOT_IN_WITH:
-            # PostgreSQL refuses this UPDATE inside WITH (a rule on the
-            # table, a row security policy on RETURNING): nothing of it was
-            # written. The row is sent alone, as without the trail.
-            with connection.wrap_database_errors:
-                connection.connection.execute("ROLLBACK; BEGIN")
-            return execute(sql, params, many, context)
-        if status != TransactionStatus.IDLE:
-            raise  # BEGIN ran: the statement failed inside the transaction
-        if code is not None and not code.startswith("42"):
-            # The COMMIT failed (a deferred constraint) and rolled it all
-            # back: the save fails with that error, as without the trail.
+        # One statement in autocommit: nothing of it stays, and no
+        # transaction is open.
+        if connection.connection.info.transaction_status != TransactionStatus.IDLE:
             raise
-        # Refused before BEGIN ran, by psycopg (a value it can't send) or
-        # while PostgreSQL parsed the message (a syntax error): the row is
-        # sent again alone, in a transaction, and fails the same way.
+        code = _sqlstate(error)
+        if code is not None and not code.startswith("42") and code not in _NOT_IN_WITH:
+            # Refused while it ran (a constraint, a trigger, a deferred
+            # check at its commit): the save fails with that error, as
+            # without the trail.
+            raise
+        # Refused before it ran: by psycopg (a value it can't send), or by
+        # PostgreSQL while parsing or planning it (a syntax error; an UPDATE
+        # it runs alone but not inside WITH). The row is sent again alone,
+        # in a transaction, and its event goes the usual way: what failed
+        # fails again, as without the trail.
         _begin(connection)
         return execute(sql, params, many, context)
-    cursor = context["cursor"].cursor
-    cursor.nextset()  # to the UPDATE's rows
-    if cursor.rowcount > 0:
+    if context["cursor"].cursor.rowcount > 0:
         offer.sent = True
     else:
-        # No row matched: the transaction committed nothing and is over.
+        # No row matched: the statement committed nothing and is over.
         # Django goes on (an INSERT follows) inside atomic(): open another.
         _begin(connection)
     return result
