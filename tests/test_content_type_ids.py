@@ -74,3 +74,23 @@ def test_a_cold_cache_loads_no_content_type_instance(fresh_ids):
         post_init.disconnect(dispatch_uid="test:content_type_ids")
     assert seen == ["testapp.Code"]
     assert created_event_content_type_id(code) == ContentType.objects.get_for_model(Code).pk
+
+
+@pytest.mark.django_db
+def test_a_content_type_with_events_cannot_be_deleted_through_the_orm(fresh_ids):
+    from django.db.models import ProtectedError
+
+    Code.objects.create(code="a")
+    with pytest.raises(ProtectedError):
+        ContentType.objects.get_for_model(Code).delete()
+    assert Event.objects.filter(content_type=ContentType.objects.get_for_model(Code)).exists()
+
+
+@pytest.mark.django_db
+def test_the_event_table_has_no_foreign_key_constraints():
+    """Inserting an event locks no row of another table and checks none at commit."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Event._meta.db_table)
+    assert [name for name, c in constraints.items() if c["foreign_key"]] == []
