@@ -16,6 +16,7 @@ from psycopg import IsolationLevel
 from psycopg.pq import TransactionStatus
 
 from signaltrail.models import Event
+from tests.test_held import installed
 from tests.testapp.models import Code, Note, Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -154,19 +155,21 @@ def test_a_paused_update_sends_no_event_with_its_row():
 def test_a_commit_refused_by_a_deferred_constraint_leaves_the_row_as_it_was():
     p = Product.objects.create(name="Hammer")
     p = Product.objects.get(pk=p.pk)
-    with connection.cursor() as cursor:
-        cursor.execute("CREATE SEQUENCE st_late_runs")  # not rolled back
-        cursor.execute(
-            "CREATE FUNCTION st_late() RETURNS trigger AS $$ BEGIN "
-            "PERFORM nextval('st_late_runs'); "
-            "IF NEW.stock = 13 THEN RAISE EXCEPTION 'unlucky stock'; END IF; "
-            "RETURN NULL; END $$ LANGUAGE plpgsql"
-        )
-        cursor.execute(
-            'CREATE CONSTRAINT TRIGGER st_late AFTER UPDATE ON "testapp_product" '
-            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION st_late()"
-        )
-    try:
+    late = [
+        "CREATE SEQUENCE st_late_runs",  # not rolled back
+        "CREATE FUNCTION st_late() RETURNS trigger AS $$ BEGIN "
+        "PERFORM nextval('st_late_runs'); "
+        "IF NEW.stock = 13 THEN RAISE EXCEPTION 'unlucky stock'; END IF; "
+        "RETURN NULL; END $$ LANGUAGE plpgsql",
+        'CREATE CONSTRAINT TRIGGER st_late AFTER UPDATE ON "testapp_product" '
+        "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION st_late()",
+    ]
+    gone = [
+        'DROP TRIGGER st_late ON "testapp_product"',
+        "DROP FUNCTION st_late()",
+        "DROP SEQUENCE st_late_runs",
+    ]
+    with installed(late, gone):
         p.stock = 13
         with sent() as queries, pytest.raises(DatabaseError, match="unlucky stock"):
             p.save()
@@ -182,11 +185,6 @@ def test_a_commit_refused_by_a_deferred_constraint_leaves_the_row_as_it_was():
         p.stock = 12
         p.save()
         assert Product.objects.get(pk=p.pk).stock == 12
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute('DROP TRIGGER st_late ON "testapp_product"')
-            cursor.execute("DROP FUNCTION st_late()")
-            cursor.execute("DROP SEQUENCE st_late_runs")
     assert Event.objects.order_by("id").last().changes == {"stock": [0, 12]}
     assert verified()
 
@@ -195,26 +193,20 @@ def test_a_trigger_discarding_the_event_leaves_the_update_counted():
     """Django reads the statement's row count: the UPDATE's, not the INSERT's."""
     p = Product.objects.create(name="Hammer")
     p = Product.objects.get(pk=p.pk)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE FUNCTION st_elsewhere() RETURNS trigger AS $$ BEGIN "
-            "RETURN NULL; END $$ LANGUAGE plpgsql"
-        )
-        cursor.execute(
-            'CREATE TRIGGER st_elsewhere BEFORE INSERT ON "signaltrail_event" '
-            "FOR EACH ROW EXECUTE FUNCTION st_elsewhere()"
-        )
-    try:
+    discard = [
+        "CREATE FUNCTION st_elsewhere() RETURNS trigger AS $$ BEGIN "
+        "RETURN NULL; END $$ LANGUAGE plpgsql",
+        'CREATE TRIGGER st_elsewhere BEFORE INSERT ON "signaltrail_event" '
+        "FOR EACH ROW EXECUTE FUNCTION st_elsewhere()",
+    ]
+    gone = ['DROP TRIGGER st_elsewhere ON "signaltrail_event"', "DROP FUNCTION st_elsewhere()"]
+    with installed(discard, gone):
         p.stock = 4
         with sent() as queries:
             p.save()
         assert len(queries) == 1, queries
         assert Product.objects.filter(pk=p.pk).values_list("stock", flat=True).get() == 4
         assert Product.objects.count() == 1
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute('DROP TRIGGER st_elsewhere ON "signaltrail_event"')
-            cursor.execute("DROP FUNCTION st_elsewhere()")
     assert Event.objects.count() == 1  # only the create: the trigger kept the update's
 
 
@@ -222,17 +214,11 @@ def test_a_table_with_a_rule_gets_its_update_alone():
     """PostgreSQL refuses DO ALSO rules in a WITH clause; Django's UPDATE alone is fine."""
     p = Product.objects.create(name="Hammer")
     p = Product.objects.get(pk=p.pk)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            'CREATE RULE st_also AS ON UPDATE TO "testapp_product" DO ALSO NOTIFY st_also'
-        )
-    try:
+    rule = ['CREATE RULE st_also AS ON UPDATE TO "testapp_product" DO ALSO NOTIFY st_also']
+    with installed(rule, ['DROP RULE st_also ON "testapp_product"']):
         p.stock = 4
         p.save()
         assert idle() and connection.execute_wrappers == []
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute('DROP RULE st_also ON "testapp_product"')
     assert Product.objects.get(pk=p.pk).stock == 4
     assert Event.objects.order_by("id").last().changes == {"stock": [0, 4]}
     assert verified()

@@ -221,6 +221,13 @@ def refusing_events():
             "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'trail down'"
         ]
         drop = ["DROP TRIGGER st_refuse"]
+    with installed(create, drop):
+        yield
+
+
+@contextlib.contextmanager
+def installed(create: list[str], drop: list[str]):
+    """Run the ``create`` statements; the ``drop`` ones after the block, whatever happens."""
     with connection.cursor() as cursor:
         for sql in create:
             cursor.execute(sql)

@@ -113,9 +113,14 @@ def _wrap_save_table(model: type[models.Model]) -> None:
                 entry, values = pending
                 write(using, [entry], hold=True)
             elif values is None:
-                values = _record_save(
-                    type(self), opts, self, not updated, update_fields, using, computed
+                paused = is_paused()  # then the event is only counted
+                entry, values = _save_event(
+                    type(self), opts, self, not updated, update_fields, using, computed, not paused
                 )
+                if entry is not None and paused:
+                    count_skipped(type(self), using=using)
+                elif entry is not None:
+                    write(using, [entry], hold=True)
         # Only now: had writing or committing failed, so would the save, and
         # the database would still hold the old values.
         remember(self, opts, values)
@@ -230,29 +235,6 @@ def _written_values(
         )
         if row is not None:
             values.update(zip(expressions, row, strict=True))
-    return values
-
-
-def _record_save(
-    sender: type[models.Model],
-    opts: TrackOptions,
-    instance: models.Model,
-    created: bool,
-    update_fields: Any,
-    using: str,
-    computed: Any,
-) -> dict[str, Any]:
-    """Write the event of a save; return the values it wrote, by attname."""
-    if is_paused():
-        entry, values = _save_event(
-            sender, opts, instance, created, update_fields, using, computed, with_repr=False
-        )
-        if entry is not None:
-            count_skipped(sender, using=using)
-    else:
-        entry, values = _save_event(sender, opts, instance, created, update_fields, using, computed)
-        if entry is not None:
-            write(using, [entry], hold=True)
     return values
 
 
