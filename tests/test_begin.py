@@ -249,24 +249,51 @@ def test_a_save_inside_another_saves_pre_save_commits_with_it(monkeypatch):
     assert Event.objects.count() == events
 
 
-def test_code_after_an_overridden_save_table_runs_inside_the_transaction(monkeypatch):
-    """A model whose _save_table runs code after super(): that code fails the save."""
+@pytest.mark.parametrize("method", ["_save_table", "_do_update"])
+def test_code_after_an_overridden_save_step_runs_inside_the_transaction(monkeypatch, method):
+    """A model whose _save_table or _do_update runs code after super(): that code fails the save."""
     from django.db import models
 
     from signaltrail import capture
 
-    def _save_table(self, *args, **kwargs):
-        updated = models.Model._save_table(self, *args, **kwargs)
+    django_own = getattr(models.Model, method)
+
+    def override(self, *args, **kwargs):
+        result = django_own(self, *args, **kwargs)
         if self.stock == 13:
             raise ValueError("checked after the row")
-        return updated
+        return result
 
-    monkeypatch.setattr(Product, "_save_table", _save_table)
-    capture._wrap_save_table(Product)  # as install() wraps a model's own override
+    monkeypatch.setattr(Product, method, override)
+    # As install() wraps a model's own override:
+    getattr(capture, f"_wrap{method}")(Product)
     p = Product.objects.create(name="Hammer")
     p = Product.objects.get(pk=p.pk)
     p.stock = 13
     with pytest.raises(ValueError, match="checked after the row"):
+        p.save()
+    assert idle() and connection.execute_wrappers == []
+    assert Product.objects.get(pk=p.pk).stock == 0
+    assert Event.objects.count() == 1
+
+
+def test_code_after_a_querysets_own_update_runs_inside_the_transaction(monkeypatch):
+    """A base manager whose queryset overrides _update: its code after super() fails the save."""
+    from django.db.models.query import QuerySet
+
+    class Checked(QuerySet):
+        def _update(self, values, *args, **kwargs):
+            rows = super()._update(values, *args, **kwargs)
+            if any(value == 13 for _, _, value in values):
+                raise ValueError("checked after the update")
+            return rows
+
+    manager = Product._base_manager
+    monkeypatch.setattr(manager, "_queryset_class", Checked)
+    p = Product.objects.create(name="Hammer")
+    p = Product.objects.get(pk=p.pk)
+    p.stock = 13
+    with pytest.raises(ValueError, match="checked after the update"):
         p.save()
     assert idle() and connection.execute_wrappers == []
     assert Product.objects.get(pk=p.pk).stock == 0

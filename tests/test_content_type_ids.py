@@ -94,3 +94,24 @@ def test_the_event_table_has_no_foreign_key_constraints():
     with connection.cursor() as cursor:
         constraints = connection.introspection.get_constraints(cursor, Event._meta.db_table)
     assert [name for name, c in constraints.items() if c["foreign_key"]] == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_content_type_created_in_a_rolled_back_transaction_is_not_used_after_it():
+    """Neither the ids read in that transaction nor Django's cache outlive it."""
+    from django.db import transaction
+
+    Category.objects.create(name="a")  # the ids are read, Code's among them
+    ContentType.objects.filter(app_label="testapp", model="code").delete()
+    ContentType.objects.clear_cache()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        Code.objects.create(code="a")  # creates Code's content type
+        Category.objects.create(name="b")  # reads the ids again, Code's new one too
+        raise RuntimeError("rolled back")
+    assert not ContentType.objects.filter(app_label="testapp", model="code").exists()
+
+    code = Code.objects.create(code="b")
+
+    new = ContentType.objects.get(pk=created_event_content_type_id(code))
+    assert (new.app_label, new.model) == ("testapp", "code")
+    assert Event.objects.for_model(Code).filter(object_pk=str(code.pk)).exists()

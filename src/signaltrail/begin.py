@@ -144,17 +144,14 @@ def _with_event(
         # transaction is open.
         if connection.connection.info.transaction_status != TransactionStatus.IDLE:
             raise
-        code = _sqlstate(error)
-        if code is not None and not code.startswith("42") and code not in _NOT_IN_WITH:
-            # Refused while it ran (a constraint, a trigger, a deferred
-            # check at its commit): the save fails with that error, as
-            # without the trail.
+        if _sqlstate(error) not in _NOT_IN_WITH:
+            # Whatever failed (a value psycopg can't send, a constraint, a
+            # trigger, a deferred check at its commit) fails the UPDATE
+            # alone too: the save fails with that error, as without the
+            # trail.
             raise
-        # Refused before it ran: by psycopg (a value it can't send), or by
-        # PostgreSQL while parsing or planning it (a syntax error; an UPDATE
-        # it runs alone but not inside WITH). The row is sent again alone,
-        # in a transaction, and its event goes the usual way: what failed
-        # fails again, as without the trail.
+        # PostgreSQL refuses this UPDATE inside WITH only: the row is sent
+        # again alone, in a transaction, and its event goes the usual way.
         _begin(connection)
         return execute(sql, params, many, context)
     if context["cursor"].cursor.rowcount > 0:
@@ -166,9 +163,10 @@ def _with_event(
     return result
 
 
-# SQLSTATEs of an UPDATE PostgreSQL runs alone but not in a WITH clause:
+# SQLSTATEs of an UPDATE PostgreSQL may run alone but not in a WITH clause:
 # feature_not_supported (DO ALSO / conditional DO INSTEAD rules, a view's
-# rule without RETURNING), insufficient_privilege (a SELECT policy on RETURNING).
+# rule without RETURNING), insufficient_privilege (a row security policy
+# applied to RETURNING).
 _NOT_IN_WITH = frozenset({"0A000", "42501"})
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import connections, models, router, transaction
+from django.db.models.query import QuerySet
 from django.db.models.signals import post_delete, pre_delete
 
 from . import begin, integrity, m2m
@@ -141,8 +142,9 @@ def _wrap_do_update(model: type[models.Model]) -> None:
     when the database computes a value (an expression, a GeneratedField:
     Django reads it back), with ``select_on_save``, while paused, when the
     event can't be signed without a query first, or when the model
-    overrides ``_save_table`` or ``_do_update`` (code after its ``super()``
-    call would run after the COMMIT).
+    overrides ``_save_table`` or ``_do_update`` or its base manager's
+    queryset overrides ``_update`` (code after its ``super()`` call would
+    run after the commit).
     """
     original = model._do_update
     if getattr(original, "_signaltrail", False):
@@ -167,6 +169,7 @@ def _wrap_do_update(model: type[models.Model]) -> None:
             or not begin.armed(connection)
             or len(connection.atomic_blocks) != 1  # a save inside another's pre_save
             or not _djangos_own(type(self))
+            or type(base_qs)._update is not QuerySet._update
             or not values
             or returning_fields
             or (self._meta.select_on_save and not forced_update)
