@@ -267,14 +267,7 @@ def test_code_after_an_overridden_save_step_runs_inside_the_transaction(monkeypa
     monkeypatch.setattr(Product, method, override)
     # As install() wraps a model's own override:
     getattr(capture, f"_wrap{method}")(Product)
-    p = Product.objects.create(name="Hammer")
-    p = Product.objects.get(pk=p.pk)
-    p.stock = 13
-    with pytest.raises(ValueError, match="checked after the row"):
-        p.save()
-    assert idle() and connection.execute_wrappers == []
-    assert Product.objects.get(pk=p.pk).stock == 0
-    assert Event.objects.count() == 1
+    a_save_failing_after_its_update_leaves_nothing("checked after the row")
 
 
 def test_code_after_a_querysets_own_update_runs_inside_the_transaction(monkeypatch):
@@ -290,10 +283,14 @@ def test_code_after_a_querysets_own_update_runs_inside_the_transaction(monkeypat
 
     manager = Product._base_manager
     monkeypatch.setattr(manager, "_queryset_class", Checked)
+    a_save_failing_after_its_update_leaves_nothing("checked after the update")
+
+
+def a_save_failing_after_its_update_leaves_nothing(message):
     p = Product.objects.create(name="Hammer")
     p = Product.objects.get(pk=p.pk)
     p.stock = 13
-    with pytest.raises(ValueError, match="checked after the update"):
+    with pytest.raises(ValueError, match=message):
         p.save()
     assert idle() and connection.execute_wrappers == []
     assert Product.objects.get(pk=p.pk).stock == 0
