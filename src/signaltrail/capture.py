@@ -136,9 +136,10 @@ def _wrap_do_update(model: type[models.Model]) -> None:
 
     ``_do_update`` runs once the fields' ``pre_save`` has given the values
     to write: the event is known then, before the UPDATE is sent. When the
-    UPDATE is the first statement of the save's own transaction and its
-    BEGIN travels with it (:mod:`signaltrail.begin`), the event and the
-    COMMIT go in the same message: one round trip for the whole save. Not
+    UPDATE is the first statement of the save's own transaction
+    (:mod:`signaltrail.begin`), the UPDATE and its event go as one
+    statement that commits on its own: one round trip for the whole save,
+    nested in no other save (``atomic_blocks``). Not
     when the database computes a value (an expression, a GeneratedField:
     Django reads it back), with ``select_on_save``, while paused, when the
     event can't be signed without a query first, or when the model

@@ -35,9 +35,9 @@ DEFAULTS: dict[str, Any] = {
     # bulk_create): bounds memory, and the queries per batch are constant.
     "BULK_BATCH_SIZE": 2000,
     # PostgreSQL with psycopg 3: send an autocommit write's BEGIN with its
-    # first statement, and an autocommit update's event and COMMIT with its
-    # UPDATE (signaltrail.begin): fewer round trips. False: psycopg sends
-    # BEGIN itself and the event goes after the row, as without the trail.
+    # first statement, and an autocommit update's event in one statement
+    # with its UPDATE (signaltrail.begin): fewer round trips. False: psycopg
+    # sends BEGIN itself and the event goes after the row.
     "POSTGRES_BEGIN_WITH_ROW": True,
     "TRACE_REQUESTS": False,  # toolkit.tracing.TraceMiddleware: log receivers per request
     # @in_background receivers (toolkit.background). Where calls are sent:

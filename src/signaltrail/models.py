@@ -125,7 +125,8 @@ class Event(models.Model):
         # database alias than the content types, and a constraint would
         # lock the content type's row (FOR KEY SHARE) and check it once per
         # event at every commit (about 6% of a 10,000-row bulk_create() on
-        # PostgreSQL). The trail writes ids from its own lookups.
+        # PostgreSQL). The ids come from the trail's own lookups, which
+        # follow the ORM's changes to content types (content_types.py).
         db_constraint=False,
         # Served by the composite indexes that start with content_type.
         db_index=False,
