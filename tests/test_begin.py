@@ -16,7 +16,7 @@ from psycopg import IsolationLevel
 from psycopg.pq import TransactionStatus
 
 from signaltrail.models import Event
-from tests.test_held import installed
+from tests.test_held import installed, verified
 from tests.testapp.models import Code, Note, Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -46,16 +46,6 @@ def sent():
                 if len(parts) == 5 and parts[1] == "F" and parts[3] == "Query":
                     text = parts[4].strip()
                     queries.append(text[1:-1] if text[:1] == text[-1:] == '"' else text)
-
-
-def verified():
-    from io import StringIO
-
-    from django.core.management import call_command
-
-    out = StringIO()
-    call_command("trail", "verify", "--no-progress", stdout=out)
-    return "intact" in out.getvalue()
 
 
 def idle():

@@ -10,27 +10,20 @@ Django's own path runs and the receiver gets what it gets without the trail.
 
 import threading
 import time
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.db import connection, connections, transaction
 from django.db.models.signals import m2m_changed
 from django.test.utils import CaptureQueriesContext
 
 import signaltrail
 from signaltrail.models import Event
+from tests.test_held import verified
 from tests.testapp.models import Product, Tag
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 THROUGH = Product.tags.through._meta.db_table
-
-
-def verified():
-    out = StringIO()
-    call_command("trail", "verify", "--no-progress", stdout=out)
-    return "intact" in out.getvalue()
 
 
 def adds(obj):
@@ -152,7 +145,7 @@ def _waiting_for_a_lock() -> int:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
         else:
-            # (innodb_trx is not refreshed for a reader inside a transaction.)
+            # (innodb_trx, read inside this transaction, did not show the wait.)
             cursor.execute(
                 "SELECT count(*) FROM information_schema.processlist"
                 " WHERE id <> CONNECTION_ID() AND info LIKE 'INSERT%%'"
