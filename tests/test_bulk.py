@@ -177,6 +177,50 @@ class TestUpdate:
         assert len(ctx.captured_queries) == expected, [q["sql"] for q in ctx.captured_queries]
         assert len(events("update", Product)) == n
 
+    def test_a_join_across_batches_records_each_row_once(self, settings):
+        """Each batch's ``pk IN (subquery)`` starts after the last batch: every
+        matching row still gets exactly one event, with its own old value."""
+        settings.SIGNALTRAIL = {"BULK_BATCH_SIZE": 3}
+        garden, tools = Tag.objects.create(name="garden"), Tag.objects.create(name="tools")
+        products = make_products(8)
+        for product in products[:7]:
+            product.tags.add(garden, tools)
+        matched = Product.objects.filter(tags__name__in=["garden", "tools"])
+        assert matched.update(stock=F("stock") * 10 + 1) == 7
+        assert by_pk(events("update", Product)) == {
+            str(p.pk): {"stock": [p.stock, p.stock * 10 + 1]} for p in products[:7]
+        }
+        assert _verified()
+
+    def test_one_table_is_paged_with_its_own_filter(self):
+        """No ``pk IN (SELECT ...)`` over the whole table for every batch when
+        the filter reads one table: each batch's SELECT is the filter, after
+        the last pk."""
+        make_products(4)
+        with CaptureQueriesContext(connection) as ctx:
+            assert Product.objects.filter(stock__gte=1).update(stock=F("stock") + 1) == 3
+        # (MariaDB, which can't return rows from an UPDATE, SELECTs them after)
+        select = next(q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT"))
+        assert "IN (SELECT" not in select.upper()
+        with CaptureQueriesContext(connection) as ctx:
+            assert Product.objects.filter(tags__name="none").update(stock=1) == 0
+        select = next(q["sql"] for q in ctx.captured_queries if q["sql"].startswith("SELECT"))
+        assert "IN (SELECT" in select.upper()
+
+    def test_fields_changed_on_some_rows_only(self):
+        products = make_products(3)
+        Product.objects.filter(pk=products[0].pk).update(name="same")
+        Event.objects.none()
+        before = len(events("update", Product))
+        Product.objects.update(name="same", stock=F("stock") + 1, description="")
+        changed = by_pk(events("update", Product)[before:])
+        assert changed == {
+            str(products[0].pk): {"stock": [0, 1]},
+            str(products[1].pk): {"name": ["p1", "same"], "stock": [1, 2]},
+            str(products[2].pk): {"name": ["p2", "same"], "stock": [2, 3]},
+        }
+        assert _verified()
+
     def test_untracked_model_is_djangos_own(self):
         Note.objects.create(text="a")
         with CaptureQueriesContext(connection) as ctx:

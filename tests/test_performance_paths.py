@@ -175,6 +175,63 @@ def test_pairs_encoder_gives_what_encode_changes_gives_for_rows_of_one_shape():
             assert got == (canon._slow(changes), json.dumps(changes))
 
 
+class _Refuses:
+    """A value whose comparison raises: the diff must still record it."""
+
+    def __eq__(self, other):
+        raise ValueError("no comparing")
+
+    __hash__ = object.__hash__
+
+    def __str__(self):
+        return "refuses"
+
+
+@pytest.mark.django_db
+def test_diffing_values_by_position_finds_what_diffing_dicts_finds():
+    """update()'s diff of ``(pk, *old)`` rows against the values written
+    (``_diff_values``) records what the dict diff records, encoded the same."""
+    from signaltrail import bulk_rows
+    from signaltrail.registry import registry
+
+    rnd = random.Random(5)
+    opts = registry.options_for(Product)
+    names = ["name", "stock", "price", "api_key", "category", "data", "description"]
+    values = {
+        "name": ["a", "b", "", 'ü "%s"', None, 3],
+        "stock": [0, 1, 10, -120, 2**70, "7", None],
+        "price": [decimal.Decimal("1.50"), decimal.Decimal("1.5"), "2", 1, None],
+        "api_key": ["k1", "k2", ""],
+        "category": [None, 1, 2, "2"],
+        "data": [{}, {"a": 1}, {"a": True}, [1], None, 1, True],
+        "description": ["x", "y", _Refuses()],
+    }
+    for _ in range(1500):
+        chosen = rnd.sample(names, rnd.randrange(1, 5))
+        plans = bulk_rows._plans_for(opts, chosen)
+        specs = bulk_rows._specs(plans)
+        encode = canon.pairs_encoder(tuple(spec[0] for spec in specs))
+        old = [rnd.choice(values[p.name]) for p in plans]
+        new = [
+            rnd.choice(values[p.name]) if rnd.random() < 0.7 else v
+            for p, v in zip(plans, old, strict=True)
+        ]
+        attnames = [p.attname for p in plans]
+        expected = bulk_rows._diff(
+            specs, dict(zip(attnames, old, strict=True)), dict(zip(attnames, new, strict=True))
+        )
+        found = bulk_rows._diff_values(specs, encode, old, new)
+        if not expected:
+            assert found is None
+            continue
+        changes, encoded = found
+        if encoded is None:
+            assert changes == expected
+        else:
+            assert changes is None
+            assert encoded == (canon._slow(expected), json.dumps(expected))
+
+
 @pytest.mark.parametrize("secret", ["s3cret", b"bytes-secret", "ünïcode"])
 def test_the_hmac_is_djangos_salted_hmac(secret):
     text = canon.canonical(
@@ -727,6 +784,96 @@ def test_a_failing_copy_raises_a_django_error_and_leaves_nothing():
         Product.objects.bulk_create([Product(name=f"p{i}") for i in range(inserts.COPY_FROM)])
     assert not Product.objects.exists()
     assert not Event.objects.exists()
+
+
+def _pg_copy_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL with psycopg 3")
+
+
+@pytest.mark.django_db
+def test_a_streamed_update_stores_what_a_listed_one_stores(monkeypatch):
+    """update()'s events are built while COPY sends them; with COPY off they
+    go into one INSERT. Both store the same rows, rows left as they were
+    record nothing, and the chain holds."""
+    _pg_copy_only()
+    from django.db.models import Case, When
+
+    from signaltrail import inserts
+
+    n = inserts.COPY_FROM + 20
+    Product.objects.bulk_create([Product(name=f"p{i}", stock=i * 10) for i in range(n)])
+    first = Product.objects.order_by("pk").first()
+    # Every row but the first changes.
+    bump = Case(When(pk=first.pk, then=F("stock")), default=F("stock") + 1)
+    with CaptureQueriesContext(connection) as streamed:
+        assert Product.objects.update(stock=bump) == n
+    monkeypatch.setattr(inserts, "COPY_FROM", 10**9)
+    with CaptureQueriesContext(connection) as listed:
+        assert Product.objects.update(stock=bump) == n
+    copies = [q["sql"] for q in streamed.captured_queries if q["sql"].startswith("COPY")]
+    assert copies == [f"{inserts.statements(connection)['copy']} -- {n - 1} rows"]
+    assert not any(q["sql"].startswith("COPY") for q in listed.captured_queries)
+    updates = list(Event.objects.filter(action="update").order_by("id"))
+    assert len(updates) == 2 * (n - 1)
+    history = {}
+    for event in updates:
+        history.setdefault(event.object_pk, []).append(event.changes)
+    assert str(first.pk) not in history
+    for product in Product.objects.exclude(pk=first.pk):
+        i = int(product.name[1:])
+        assert history[str(product.pk)] == [
+            {"stock": [i * 10, i * 10 + 1]},
+            {"stock": [i * 10 + 1, i * 10 + 2]},
+        ]
+    assert {e.object_repr for e in updates} == {f"Product object ({e.object_pk})" for e in updates}
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_error_while_streaming_raises_itself_and_leaves_nothing(monkeypatch):
+    """An exception raised while the events are built, the COPY half sent,
+    comes out as itself; the update is rolled back with its events and the
+    connection goes on working."""
+    _pg_copy_only()
+    from signaltrail import bulk, inserts
+
+    n = inserts.COPY_FROM * 2
+    Product.objects.bulk_create([Product(name=f"p{i}") for i in range(n)])
+    events_before = Event.objects.count()
+    diff = bulk._diff_values
+    calls = itertools.count()
+
+    def failing(*args):
+        if next(calls) == n - 10:
+            raise ZeroDivisionError("while diffing")
+        return diff(*args)
+
+    monkeypatch.setattr(bulk, "_diff_values", failing)
+    with pytest.raises(ZeroDivisionError, match="while diffing"):
+        Product.objects.update(stock=F("stock") + 1)
+    assert not Product.objects.filter(stock__gt=0).exists()
+    assert Event.objects.count() == events_before
+    monkeypatch.setattr(bulk, "_diff_values", diff)
+    assert Product.objects.update(stock=F("stock") + 1) == n
+    assert Event.objects.count() == events_before + n
+    assert "intact" in call_verify()
+
+
+@pytest.mark.django_db
+def test_copy_stores_a_timestamp_without_microseconds_as_it_is(monkeypatch):
+    """COPY sends the time as ISO 8601 text, which leaves out ".000000" when
+    the microseconds are 0: PostgreSQL must read the same instant."""
+    _pg_copy_only()
+    from signaltrail import inserts, writer
+
+    at = datetime.datetime(2026, 3, 4, 5, 6, 7, tzinfo=datetime.UTC)
+    monkeypatch.setattr(writer.timezone, "now", lambda: at)
+    Product.objects.bulk_create([Product(name=f"p{i}") for i in range(inserts.COPY_FROM)])
+    creates = Event.objects.filter(action="create")
+    assert creates.count() == inserts.COPY_FROM
+    assert set(creates.values_list("at", flat=True)) == {at}
+    assert "intact" in call_verify()
 
 
 @pytest.mark.django_db

@@ -20,6 +20,7 @@ This module installs the wrappers (:func:`install`) and holds those of
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from django.db import connections, models, transaction
@@ -28,9 +29,10 @@ from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
 from django.db.models.signals import pre_delete
 
-from . import begin
+from . import begin, canonical
 from .bulk_rows import (
-    _diff,
+    Spec,
+    _diff_values,
     _options,
     _original,
     _plans_for,
@@ -66,19 +68,17 @@ def update(self: QuerySet, **kwargs: Any) -> int:
     model = self.model
     attnames = [p.attname for p in plans]
     specs = _specs(plans)
+    encode = canonical.pairs_encoder(tuple(spec[0] for spec in specs))
     expressions = any(hasattr(v, "resolve_expression") for v in kwargs.values())
     size = conf.BULK_BATCH_SIZE
     base = model._base_manager.using(using)
     label = f"{model._meta.object_name} object"
-    # A filter across a multi-valued relation repeats rows; Django's UPDATE
-    # changes each once (pk IN (subquery)), and so must the trail record it.
-    matched = base.filter(pk__in=self.order_by().values("pk")).values_list("pk", *attnames)
+    single = _single_table(self)
     total = 0
     last = None
     with transaction.atomic(using=using, savepoint=False), _suppressed():
         while True:
-            page = matched.filter(pk__gt=last) if last is not None else matched
-            rows = list(page.order_by("pk")[:size])
+            rows = _page(self, base, single, attnames, last, size)
             if not rows:
                 break
             pks = [row[0] for row in rows]
@@ -88,30 +88,87 @@ def update(self: QuerySet, **kwargs: Any) -> int:
                 # The values written come back with the UPDATE where the
                 # database can return them, else from one SELECT.
                 returned = _update_returning(by_pks(base, pks), kwargs, plans)
+            # The values written, by pk, in the order of attnames.
+            written: dict[Any, Sequence[Any]]
             if returned is not None:
                 total += len(returned)
-                written = {row[0]: dict(zip(attnames, row[1:], strict=True)) for row in returned}
+                written = {row[0]: row[1:] for row in returned}
             else:
                 total += _original["update"](by_pks(base, pks), **kwargs)
                 if expressions:
-                    written = _values(model, using, pks, attnames)
+                    written = {
+                        pk: [values[a] for a in attnames]
+                        for pk, values in _values(model, using, pks, attnames).items()
+                    }
                 else:
-                    fixed = {p.attname: _plain_value(p, kwargs) for p in plans}
-                    written = dict.fromkeys(pks, fixed)
-            entries = []
-            for row in rows:
-                new = written.get(row[0])
-                if new is None:
-                    continue
-                changes = _diff(specs, dict(zip(attnames, row[1:], strict=True)), new)
-                if changes:
-                    entries.append(Entry("update", model, row[0], f"{label} ({row[0]})", changes))
-            _record(using, model, entries)
+                    written = dict.fromkeys(pks, tuple(_plain_value(p, kwargs) for p in plans))
+            entries = _updated(model, label, specs, encode, rows, written)
+            _record(using, model, entries, len(rows))
             post_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
             if len(rows) < size:
                 break
             last = pks[-1]
     return total
+
+
+def _updated(
+    model: type[models.Model],
+    label: str,
+    specs: list[Spec],
+    encode: canonical.PairsEncoder,
+    rows: list[tuple[Any, ...]],
+    written: dict[Any, Sequence[Any]],
+) -> Iterator[Entry]:
+    """The events of one batch of an update: rows ``(pk, *old)``, the values written by pk.
+
+    Pure computation on values already fetched (no query, none of the
+    project's code): the writer builds them while it sends them.
+    """
+    for row in rows:
+        pk = row[0]
+        new = written.get(pk)
+        if new is None:
+            continue
+        found = _diff_values(specs, encode, row[1:], new)
+        if found is not None:
+            changes, encoded = found
+            yield Entry("update", model, pk, f"{label} ({pk})", changes, encoded=encoded)
+
+
+def _single_table(qs: QuerySet) -> bool:
+    """Whether ``qs``'s query reads one table only (no join), as Django decides
+    for its UPDATE (``SQLUpdateCompiler.pre_sql_setup``)."""
+    query = qs.query.clone()
+    query.get_initial_alias()
+    return query.count_active_tables() == 1
+
+
+def _page(
+    qs: QuerySet,
+    base: QuerySet,
+    single: bool,
+    attnames: list[str],
+    last: Any,
+    size: int,
+) -> list[tuple[Any, ...]]:
+    """The next ``size`` rows ``qs.update()`` changes after pk ``last``:
+    ``(pk, *old values)``, by pk.
+
+    One table: ``qs``'s own WHERE, which the pk index serves batch after
+    batch. With joins, a filter across a multi-valued relation repeats rows;
+    Django's UPDATE changes each once (``pk IN (subquery)``), and so must the
+    trail record it: the subquery then starts after ``last`` too, so that
+    each batch reads only what is left (the first form took a fifth of the
+    time of a ``pk IN`` over all the rows, 10,000 rows on PostgreSQL).
+    """
+    if single:
+        page = qs.order_by()
+    else:
+        rest = qs.filter(pk__gt=last) if last is not None else qs
+        page = base.filter(pk__in=rest.order_by().values("pk"))
+    if last is not None:
+        page = page.filter(pk__gt=last)
+    return list(page.values_list("pk", *attnames).order_by("pk")[:size])
 
 
 def _update_returning(

@@ -10,7 +10,7 @@ and compare old and new values of many rows at once (:func:`_diff`).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -18,11 +18,12 @@ from django.db import connections, models
 from django.db.models import F, Lookup
 from django.db.models.query import QuerySet
 
+from . import canonical
 from .compare import same_value
 from .pause import count_skipped, is_paused
 from .registry import FieldPlan, TrackOptions, registry
 from .serialization import _plain
-from .writer import Entry, write
+from .writer import Entry, write_streamed
 
 _inside: ContextVar[bool] = ContextVar("signaltrail_bulk_inside", default=False)
 _original: dict[str, Any] = {}
@@ -108,6 +109,52 @@ def _diff(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[s
     return changes
 
 
+def _diff_values(
+    specs: list[Spec],
+    encode: canonical.PairsEncoder,
+    old: Sequence[Any],
+    new: Sequence[Any],
+) -> tuple[dict[str, Any] | None, tuple[str, str] | None] | None:
+    """What :func:`_diff` finds for one row given as values in ``specs``' order.
+
+    None when nothing changed; else ``(changes, None)``, or, when every field
+    changed and ``encode`` (``canonical.pairs_encoder`` of the specs' names)
+    writes their values, ``(None, (canonical text, JSON))``: the common row
+    of a ``QuerySet.update()``, which then builds no dict of pairs at all.
+    """
+    recorded: list[Any] = []
+    names: list[str] = []
+    try:
+        for (name, _, plan, as_is, by_eq), previous, value in zip(specs, old, new, strict=True):
+            if by_eq and type(previous) is type(value):
+                if previous == value:
+                    continue
+            else:
+                same, value = same_value(plan.field, previous, value)
+                if same:
+                    continue
+            if as_is:
+                recorded.append(previous if type(previous) in _AS_IS else plan.record(previous))
+                recorded.append(value if type(value) in _AS_IS else plan.record(value))
+            else:
+                recorded.append(plan.record(previous))
+                recorded.append(plan.record(value))
+            names.append(name)
+    except Exception:  # an odd __eq__: same_value copes with it
+        attnames = [spec[1] for spec in specs]
+        changes = _diff_slowly(
+            specs, dict(zip(attnames, old, strict=True)), dict(zip(attnames, new, strict=True))
+        )
+        return (changes, None) if changes else None
+    if not names:
+        return None
+    if len(names) == len(specs):
+        encoded = encode(recorded)
+        if encoded is not None:
+            return None, encoded
+    return {name: recorded[2 * i : 2 * i + 2] for i, name in enumerate(names)}, None
+
+
 def _diff_slowly(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     changes = {}
     for name, attname, plan, _, _ in specs:
@@ -156,10 +203,16 @@ def _values(
     return {row[0]: dict(zip(attnames, row[1:], strict=True)) for row in rows}
 
 
-def _record(using: str, model: type[models.Model], entries: list[Entry]) -> None:
-    if not entries:
-        return
+def _record(using: str, model: type[models.Model], entries: Iterable[Entry], most: int) -> None:
+    """Insert one batch's events of ``model``, at most ``most``.
+
+    ``entries`` may be a generator: the writer builds them while it sends
+    them where it can (:func:`signaltrail.writer.write_streamed`), so it
+    must compute them from values already fetched, without a query.
+    """
     if is_paused():
-        count_skipped(model, len(entries), using=using)
+        skipped = sum(1 for _ in entries)
+        if skipped:
+            count_skipped(model, skipped, using=using)
         return
-    write(using, entries)
+    write_streamed(using, model, entries, most)

@@ -100,7 +100,7 @@ def bulk_update(self: QuerySet, objs: Any, fields: Any, batch_size: int | None =
                     entries.append(
                         Entry("update", model, obj.pk, object_repr(obj, False, limit), changes)
                     )
-            _record(using, model, entries)
+            _record(using, model, entries, len(entries))
         post_bulk_update.send(
             sender=model, pks=[obj.pk for obj in objs], fields=list(fields), using=using
         )
@@ -209,7 +209,7 @@ def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> list[An
                         encoded=encoded,
                     )
                 )
-            _record(using, model, entries)
+            _record(using, model, entries, len(entries))
         post_bulk_create.send(sender=model, objs=created, using=using)
     return result
 
