@@ -6,11 +6,14 @@ m2m formats, and invariant 1: the event commits exactly when the change commits.
 """
 
 import contextlib
+import json
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.db import transaction
+from django.core.management import call_command
+from django.db import connection, transaction
 
 import signaltrail
 from signaltrail.models import Event
@@ -184,6 +187,33 @@ def test_delete_records_every_field_with_new_none():
         "data": [{}, None],
         "image": [None, None],
     }
+
+
+@pytest.mark.django_db
+def test_a_delete_stores_its_changes_as_json_dumps_writes_them_and_verifies():
+    """A deletion's changes of plain values (str, int, bool) are written from
+    a template per model; JSON values take the dict. Both store what
+    ``json.dumps`` writes, and the chain verifies."""
+    article = Article.objects.create(title='50% "off" ü', active=False)
+    pk = article.pk
+    article.delete()
+    p = Product.objects.create(name="Jar", data={"b": [1, True], "a": None})
+    p.delete()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT changes FROM {Event._meta.db_table} WHERE action = 'delete' ORDER BY id"
+        )
+        stored = [row[0] for row in cursor.fetchall()]
+    expected = {"id": [pk, None], "title": ['50% "off" ü', None], "active": [False, None]}
+    if connection.vendor == "postgresql":  # jsonb: keys reordered
+        assert json.loads(stored[0]) == expected
+    else:  # the text itself
+        assert stored[0] == json.dumps(expected)
+    product_changes = Event.objects.filter(action="delete").order_by("id")[1].changes
+    assert product_changes["data"] == [{"b": [1, True], "a": None}, None]
+    out = StringIO()
+    call_command("trail", "verify", "--no-progress", stdout=out)
+    assert "intact" in out.getvalue()
 
 
 @pytest.mark.django_db

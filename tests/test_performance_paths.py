@@ -161,14 +161,16 @@ def test_pairs_encoder_gives_what_encode_changes_gives_for_rows_of_one_shape():
     other = [1.5, decimal.Decimal("1"), [1], {"k": 1}, mark_safe("s")]
     for _ in range(2000):
         names = tuple(rnd.sample(["name", "price", "ü", "a", "%s", "{0}", "b}"], rnd.randrange(6)))
-        created = rnd.random() < 0.5
+        mode = rnd.choice(["update", "created", "deleted"])
+        none_at = {"created": 0, "deleted": 1}.get(mode)  # the leaf always None
         flat = [
-            None if created and i % 2 == 0 else rnd.choice(plain + other * (rnd.random() < 0.1))
+            None if i % 2 == none_at else rnd.choice(plain + other * (rnd.random() < 0.1))
             for i in range(2 * len(names))
         ]
         changes = {name: flat[2 * i : 2 * i + 2] for i, name in enumerate(names)}
-        encode = canon.pairs_encoder(names, created=created)
-        got = encode(flat[1::2] if created else flat)
+        encode = canon.pairs_encoder(names, created=mode == "created", deleted=mode == "deleted")
+        given = {"created": flat[1::2], "deleted": flat[0::2]}.get(mode, flat)
+        got = encode(given)
         if any(v is not None and type(v) not in (int, str, bool) for v in flat):
             assert got is None  # the caller builds the dict then
         else:

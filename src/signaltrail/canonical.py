@@ -247,21 +247,27 @@ PairsEncoder = Callable[[list[Any]], tuple[str, str] | None]
 
 
 @functools.cache
-def pairs_encoder(names: tuple[str, ...], created: bool = False) -> PairsEncoder:
+def pairs_encoder(
+    names: tuple[str, ...], created: bool = False, deleted: bool = False
+) -> PairsEncoder:
     """:func:`encode_changes` for many rows with the same fields, in that order.
 
     The returned function takes the values flat, ``[old, new, old, new, ...]``
     in the order of ``names`` (with ``created``, only the new values: every
-    old one is None), and returns what ``encode_changes`` returns for
-    ``{name: [old, new], ...}``, or None for a value other than None, a
-    string, an int or a bool (the caller then builds the dict). The bulk
-    paths write thousands of such rows per call: the quoted names, their
-    sorted order and the punctuation are laid out once, as two templates,
-    and no dict or list of pairs is built per row.
+    old one is None; with ``deleted``, only the old ones), and returns what
+    ``encode_changes`` returns for ``{name: [old, new], ...}``, or None for
+    a value other than None, a string, an int or a bool (the caller then
+    builds the dict). The bulk paths write thousands of such rows per call,
+    a deletion one per row: the quoted names, their sorted order and the
+    punctuation are laid out once, as two templates, and no dict or list of
+    pairs is built per row.
     """
     keys = [_quote(name).replace("%", "%%") for name in names]
     if created:
         pairs = [("null", "%s") for _ in names]
+        leaf_of = [[i] for i in range(len(names))]
+    elif deleted:
+        pairs = [("%s", "null") for _ in names]
         leaf_of = [[i] for i in range(len(names))]
     else:
         pairs = [("%s", "%s") for _ in names]

@@ -22,7 +22,7 @@ from django.db import connections, models, router, transaction
 from django.db.models.query import QuerySet
 from django.db.models.signals import post_delete, pre_delete
 
-from . import begin, integrity, m2m
+from . import begin, canonical, integrity, m2m
 from .compare import same_value
 from .pause import count_skipped, is_paused
 from .registry import TrackOptions, registry
@@ -347,14 +347,22 @@ def on_post_delete(
         return
     old = snapshot(instance) or {}
     loaded = instance.__dict__
-    changes = {}
-    for plan in opts.fields:
-        value = old.get(plan.attname, loaded.get(plan.attname))
-        changes[plan.name] = [plan.record(value), None]
+    recorded = [
+        plan.record(old.get(plan.attname, loaded.get(plan.attname))) for plan in opts.fields
+    ]
+    # The changes' texts from one template per model (canonical.pairs_encoder),
+    # or, for values it doesn't write (JSON), from the dict.
+    encoded = canonical.pairs_encoder(opts.names, deleted=True)(recorded)
+    changes = None
+    if encoded is None:
+        changes = {
+            plan.name: [value, None] for plan, value in zip(opts.fields, recorded, strict=True)
+        }
     text = state.pop("trail_repr", None)
     if text is None:
         text = object_repr(instance)
-    write(using, [Entry("delete", sender, instance.pk, text, changes)], defer=True, hold=True)
+    entry = Entry("delete", sender, instance.pk, text, changes, encoded=encoded)
+    write(using, [entry], defer=True, hold=True)
 
 
 # --------------------------------------------------------------------------

@@ -70,6 +70,11 @@ class TrackOptions:
         return tuple(plans)
 
     @cached_property
+    def names(self) -> tuple[str, ...]:
+        """The names of :attr:`fields`, in the same order."""
+        return tuple(plan.name for plan in self.fields)
+
+    @cached_property
     def mutable_attnames(self) -> frozenset[str]:
         return frozenset(f.attname for f in self.model._meta.concrete_fields if is_mutable(f))
 
@@ -194,6 +199,7 @@ def clear_plans(**kwargs: Any) -> None:
         return
     for options in registry:
         options.__dict__.pop("fields", None)
+        options.__dict__.pop("names", None)
 
 
 def _string_list(value: Any) -> bool:
