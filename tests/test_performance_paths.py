@@ -190,9 +190,10 @@ class _Refuses:
 
 
 @pytest.mark.django_db
-def test_diffing_values_by_position_finds_what_diffing_dicts_finds():
-    """update()'s diff of ``(pk, *old)`` rows against the values written
-    (``_diff_values``) records what the dict diff records, encoded the same."""
+def test_the_bulk_diffs_find_what_same_value_decides_field_by_field():
+    """The bulk paths' diffs (by position for update(), by dict for
+    bulk_update()) record what comparing each field with
+    ``compare.same_value`` records, encoded as encode_changes would."""
     from signaltrail import bulk_rows
     from signaltrail.registry import registry
 
@@ -219,9 +220,10 @@ def test_diffing_values_by_position_finds_what_diffing_dicts_finds():
             for p, v in zip(plans, old, strict=True)
         ]
         attnames = [p.attname for p in plans]
-        expected = bulk_rows._diff(
-            specs, dict(zip(attnames, old, strict=True)), dict(zip(attnames, new, strict=True))
-        )
+        # The reference: compare.same_value and the serializer, field by field.
+        as_dicts = dict(zip(attnames, old, strict=True)), dict(zip(attnames, new, strict=True))
+        expected = bulk_rows._diff_slowly(specs, *as_dicts)
+        assert bulk_rows._diff(specs, *as_dicts) == expected
         found = bulk_rows._diff_values(specs, encode, old, new)
         if not expected:
             assert found is None

@@ -78,49 +78,30 @@ def _specs(plans: Sequence[FieldPlan]) -> list[Spec]:
 
 
 def _diff(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """``{name: [old, new]}`` for the fields whose value changed.
-
-    What ``compare.same_value`` decides, with its common case inlined: two values
-    of the same type (outside a JSONField) are the same when ``==`` says so.
-    """
-    changes = {}
-    try:
-        for name, attname, plan, as_is, by_eq in specs:
-            if attname not in new:
-                continue
-            previous = old.get(attname)
-            value = new[attname]
-            if by_eq and type(previous) is type(value):
-                if previous == value:
-                    continue
-            else:
-                same, value = same_value(plan.field, previous, value)
-                if same:
-                    continue
-            if as_is:
-                changes[name] = [
-                    previous if type(previous) in _AS_IS else plan.record(previous),
-                    value if type(value) in _AS_IS else plan.record(value),
-                ]
-            else:
-                changes[name] = [plan.record(previous), plan.record(value)]
-    except Exception:  # an odd __eq__: same_value copes with it
-        return _diff_slowly(specs, old, new)
-    return changes
+    """``{name: [old, new]}`` for the fields in ``new`` whose value changed."""
+    present = [spec for spec in specs if spec[1] in new]
+    found = _diff_values(
+        present, None, [old.get(spec[1]) for spec in present], [new[spec[1]] for spec in present]
+    )
+    return {} if found is None else found[0] or {}
 
 
 def _diff_values(
     specs: list[Spec],
-    encode: canonical.PairsEncoder,
+    encode: canonical.PairsEncoder | None,
     old: Sequence[Any],
     new: Sequence[Any],
 ) -> tuple[dict[str, Any] | None, tuple[str, str] | None] | None:
-    """What :func:`_diff` finds for one row given as values in ``specs``' order.
+    """The changes of one row given as old and new values in ``specs``' order.
 
     None when nothing changed; else ``(changes, None)``, or, when every field
     changed and ``encode`` (``canonical.pairs_encoder`` of the specs' names)
     writes their values, ``(None, (canonical text, JSON))``: the common row
     of a ``QuerySet.update()``, which then builds no dict of pairs at all.
+
+    What ``compare.same_value`` decides, with its common case inlined: two
+    values of the same type (outside a JSONField) are the same when ``==``
+    says so.
     """
     recorded: list[Any] = []
     names: list[str] = []
@@ -148,7 +129,7 @@ def _diff_values(
         return (changes, None) if changes else None
     if not names:
         return None
-    if len(names) == len(specs):
+    if encode is not None and len(names) == len(specs):
         encoded = encode(recorded)
         if encoded is not None:
             return None, encoded
