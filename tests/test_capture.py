@@ -217,6 +217,45 @@ def test_a_delete_stores_its_changes_as_json_dumps_writes_them_and_verifies():
 
 
 @pytest.mark.django_db
+def test_saves_store_their_changes_as_json_dumps_writes_them_and_verify():
+    """A save's changes of plain values are written from a template per set
+    of fields (creates: every field; updates: the changed ones, in field
+    order); JSON values take the dict. Both store what ``json.dumps``
+    writes, and the chain verifies."""
+    article = Article.objects.create(title='50% "off" ü', active=False)
+    article.title, article.active = "100%", True
+    article.save()
+    article.save()  # nothing changed: nothing recorded
+    p = Product.objects.create(name="Jar", data={"b": [1, True], "a": None})
+    p.data = {"a": 2}
+    p.save()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT changes FROM {Event._meta.db_table}"
+            " WHERE content_type_id = %s AND object_pk = %s ORDER BY id",
+            [ContentType.objects.get_for_model(Article).pk, str(article.pk)],
+        )
+        stored = [row[0] for row in cursor.fetchall()]
+    expected = [
+        {"id": [None, article.pk], "title": [None, '50% "off" ü'], "active": [None, False]},
+        {"title": ['50% "off" ü', "100%"], "active": [False, True]},
+    ]
+    if connection.vendor == "postgresql":  # jsonb: keys reordered
+        assert [json.loads(text) for text in stored] == expected
+    else:  # the text itself
+        assert stored == [json.dumps(changes) for changes in expected]
+    created, updated = Event.objects.filter(
+        content_type=ContentType.objects.get_for_model(Product), object_pk=str(p.pk)
+    ).order_by("id")
+    assert created.changes["data"] == [None, {"b": [1, True], "a": None}]
+    assert created.changes["name"] == [None, "Jar"]
+    assert updated.changes == {"data": [{"b": [1, True], "a": None}, {"a": 2}]}
+    out = StringIO()
+    call_command("trail", "verify", "--no-progress", stdout=out)
+    assert "intact" in out.getvalue()
+
+
+@pytest.mark.django_db
 def test_queryset_delete_and_cascades_record_one_event_per_row():
     category = Category.objects.create(name="Tools")
     hammer = Product.objects.create(name="Hammer", category=category)

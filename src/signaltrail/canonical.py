@@ -246,7 +246,7 @@ def encode_changes(changes: Any) -> tuple[str, str | None]:
 PairsEncoder = Callable[[list[Any]], tuple[str, str] | None]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=1024)  # saves of a model update several sets of fields
 def pairs_encoder(
     names: tuple[str, ...], created: bool = False, deleted: bool = False
 ) -> PairsEncoder:

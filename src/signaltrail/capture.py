@@ -261,13 +261,15 @@ def _save_event(
     if update_fields and not created:
         plans = tuple(p for p in plans if p.name in update_fields or p.attname in update_fields)
     values = _written_values(instance, opts, using, plans, computed)
-    changes: dict[str, Any] = {}
+    names: list[str] = []  # of the recorded fields
+    recorded: list[Any] = []  # their values as recorded: new ones, or old, new, ...
     if created:
         for plan in plans:
             if plan.attname in values:
                 _, new = same_value(plan.field, None, values[plan.attname])
                 values[plan.attname] = new
-                changes[plan.name] = [None, plan.record(new)]
+                names.append(plan.name)
+                recorded.append(plan.record(new))
     else:
         old = snapshot(instance) or {}
         for plan in plans:
@@ -278,12 +280,22 @@ def _save_event(
             if same:
                 continue
             values[plan.attname] = new
-            changes[plan.name] = [plan.record(previous), plan.record(new)]
-    if not (changes or created):
+            names.append(plan.name)
+            recorded.append(plan.record(previous))
+            recorded.append(plan.record(new))
+    if not (names or created):
         return None, values
+    # The changes' texts from a template per set of fields, as for deletions;
+    # a dict only for values the template doesn't write (JSON).
+    encoded = canonical.pairs_encoder(tuple(names), created=created)(recorded)
+    changes = None
+    if encoded is None and created:
+        changes = {name: [None, value] for name, value in zip(names, recorded, strict=True)}
+    elif encoded is None:
+        changes = {name: recorded[2 * i : 2 * i + 2] for i, name in enumerate(names)}
     action = "create" if created else "update"
     text = object_repr(instance) if with_repr else ""
-    return Entry(action, sender, instance.pk, text, changes), values
+    return Entry(action, sender, instance.pk, text, changes, encoded=encoded), values
 
 
 # --------------------------------------------------------------------------
