@@ -9,10 +9,11 @@ per contender and database, with the environment saying which:
     BENCH_SIZES       {"ops": ..., "rows": ..., "events": ..., "queries": ...}
     BENCH_WORKLOADS   comma-separated workload names
 
-Protocol, one JSON object per line: the worker sets up (migrate, seed, one
-warm-up pass) and prints {"ready": ...} or {"error": ...}; then for every
-line {"cmd": "run", "workload": name} on stdin it runs that workload once and
-prints {"result": {"seconds", "ops", "rows", "events"} or {"error": ...}};
+Protocol, one JSON object per line: the worker sets up (migrate, in a
+process of its own; seed; one warm-up pass) and prints {"ready": ...} or
+{"error": ...}; then for every line {"cmd": "run", "workload": name} on
+stdin it runs that workload once and prints {"result": {"seconds", "ops",
+"rows", "events"} or {"error": ...}};
 {"cmd": "quit"} or end of input ends it. Anything else the worker or Django
 prints goes to stderr, so stdout carries nothing but the protocol.
 :class:`Worker` is run.py's handle on one such process.
@@ -126,7 +127,18 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()[:500]
 
 
-def setup(contender: str, sizes: dict[str, int], workloads: list[str]) -> Any:
+def migrate() -> None:
+    """Create every contender's tables (``worker.py --migrate``, a process of its own).
+
+    Not in the measuring process: each model field Django instantiates bumps a
+    counter on the ``Field`` class, and on CPython 3.12+ a class changed more
+    than about a thousand times between attribute lookups stops using the type
+    attribute cache for good - for ``Field`` and every subclass. ``migrate``
+    instantiates fields by the thousand (it renders model states), more for
+    packages with more migrations, so the processes would be measured with
+    and without that cache depending on the contender, not on its code. A
+    served project doesn't run ``migrate`` in its web or worker processes.
+    """
     sys.path.insert(0, str(BENCH))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproject.settings")
     import django
@@ -139,6 +151,21 @@ def setup(contender: str, sizes: dict[str, int], workloads: list[str]) -> Any:
     for alias in connections.databases:
         call_command("migrate", verbosity=0, interactive=False, database=alias)
         call_command("migrate", run_syncdb=True, verbosity=0, interactive=False, database=alias)
+
+
+def setup(contender: str, sizes: dict[str, int], workloads: list[str]) -> Any:
+    subprocess.run(
+        [sys.executable, str(BENCH / "worker.py"), "--migrate"],
+        check=True,
+        cwd=BENCH,
+        stdout=sys.stderr,
+    )
+    sys.path.insert(0, str(BENCH))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproject.settings")
+    import django
+    from django.db import connections
+
+    django.setup()
     if contender == "pghistory":
         import pgtrigger
 
@@ -195,4 +222,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--migrate"]:
+        migrate()
+        sys.exit(0)
     sys.exit(main())
