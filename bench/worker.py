@@ -127,6 +127,15 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()[:500]
 
 
+def _django() -> None:
+    """Configure Django for this worker (settings from the environment)."""
+    sys.path.insert(0, str(BENCH))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproject.settings")
+    import django
+
+    django.setup()
+
+
 def migrate() -> None:
     """Create every contender's tables (``worker.py --migrate``, a process of its own).
 
@@ -139,13 +148,10 @@ def migrate() -> None:
     and without that cache depending on the contender, not on its code. A
     served project doesn't run ``migrate`` in its web or worker processes.
     """
-    sys.path.insert(0, str(BENCH))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproject.settings")
-    import django
+    _django()
     from django.core.management import call_command
     from django.db import connections
 
-    django.setup()
     # Migrated apps first: syncdb (benchapp has no migrations) would otherwise
     # create simple-history's table before the auth_user it points at.
     for alias in connections.databases:
@@ -160,12 +166,9 @@ def setup(contender: str, sizes: dict[str, int], workloads: list[str]) -> Any:
         cwd=BENCH,
         stdout=sys.stderr,
     )
-    sys.path.insert(0, str(BENCH))
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "benchproject.settings")
-    import django
+    _django()
     from django.db import connections
 
-    django.setup()
     if contender == "pghistory":
         import pgtrigger
 

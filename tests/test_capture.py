@@ -8,16 +8,15 @@ m2m formats, and invariant 1: the event commits exactly when the change commits.
 import contextlib
 import json
 from decimal import Decimal
-from io import StringIO
 
 import pytest
 from django.contrib.contenttypes.models import ContentType
-from django.core.management import call_command
 from django.db import connection, transaction
 
 import signaltrail
 from signaltrail.models import Event
 from signaltrail.signals import event_recorded
+from tests.test_held import verified
 from tests.testapp.models import (
     Article,
     Category,
@@ -189,6 +188,27 @@ def test_delete_records_every_field_with_new_none():
     }
 
 
+def _stored_changes(model, pk, action=None):
+    """The ``changes`` column's stored texts of one object's events, oldest first."""
+    sql = (
+        f"SELECT changes FROM {Event._meta.db_table} WHERE content_type_id = %s AND object_pk = %s"
+    )
+    params = [ContentType.objects.get_for_model(model).pk, str(pk)]
+    if action is not None:
+        sql += " AND action = %s"
+        params.append(action)
+    with connection.cursor() as cursor:
+        cursor.execute(sql + " ORDER BY id", params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _assert_as_json_dumps(stored, expected):
+    if connection.vendor == "postgresql":  # jsonb: keys reordered
+        assert [json.loads(text) for text in stored] == expected
+    else:  # the text itself
+        assert stored == [json.dumps(changes) for changes in expected]
+
+
 @pytest.mark.django_db
 def test_a_delete_stores_its_changes_as_json_dumps_writes_them_and_verifies():
     """A deletion's changes of plain values (str, int, bool) are written from
@@ -199,21 +219,11 @@ def test_a_delete_stores_its_changes_as_json_dumps_writes_them_and_verifies():
     article.delete()
     p = Product.objects.create(name="Jar", data={"b": [1, True], "a": None})
     p.delete()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT changes FROM {Event._meta.db_table} WHERE action = 'delete' ORDER BY id"
-        )
-        stored = [row[0] for row in cursor.fetchall()]
     expected = {"id": [pk, None], "title": ['50% "off" ü', None], "active": [False, None]}
-    if connection.vendor == "postgresql":  # jsonb: keys reordered
-        assert json.loads(stored[0]) == expected
-    else:  # the text itself
-        assert stored[0] == json.dumps(expected)
+    _assert_as_json_dumps(_stored_changes(Article, pk, "delete"), [expected])
     product_changes = Event.objects.filter(action="delete").order_by("id")[1].changes
     assert product_changes["data"] == [{"b": [1, True], "a": None}, None]
-    out = StringIO()
-    call_command("trail", "verify", "--no-progress", stdout=out)
-    assert "intact" in out.getvalue()
+    assert verified()
 
 
 @pytest.mark.django_db
@@ -229,30 +239,18 @@ def test_saves_store_their_changes_as_json_dumps_writes_them_and_verify():
     p = Product.objects.create(name="Jar", data={"b": [1, True], "a": None})
     p.data = {"a": 2}
     p.save()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT changes FROM {Event._meta.db_table}"
-            " WHERE content_type_id = %s AND object_pk = %s ORDER BY id",
-            [ContentType.objects.get_for_model(Article).pk, str(article.pk)],
-        )
-        stored = [row[0] for row in cursor.fetchall()]
     expected = [
         {"id": [None, article.pk], "title": [None, '50% "off" ü'], "active": [None, False]},
         {"title": ['50% "off" ü', "100%"], "active": [False, True]},
     ]
-    if connection.vendor == "postgresql":  # jsonb: keys reordered
-        assert [json.loads(text) for text in stored] == expected
-    else:  # the text itself
-        assert stored == [json.dumps(changes) for changes in expected]
+    _assert_as_json_dumps(_stored_changes(Article, article.pk), expected)
     created, updated = Event.objects.filter(
         content_type=ContentType.objects.get_for_model(Product), object_pk=str(p.pk)
     ).order_by("id")
     assert created.changes["data"] == [None, {"b": [1, True], "a": None}]
     assert created.changes["name"] == [None, "Jar"]
     assert updated.changes == {"data": [{"b": [1, True], "a": None}, {"a": 2}]}
-    out = StringIO()
-    call_command("trail", "verify", "--no-progress", stdout=out)
-    assert "intact" in out.getvalue()
+    assert verified()
 
 
 @pytest.mark.django_db

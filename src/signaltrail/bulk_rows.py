@@ -133,7 +133,7 @@ def _diff_values(
         encoded = encode(recorded)
         if encoded is not None:
             return None, encoded
-    return {name: recorded[2 * i : 2 * i + 2] for i, name in enumerate(names)}, None
+    return canonical.pairs_dict(names, recorded), None
 
 
 def _diff_slowly(specs: list[Spec], old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:

@@ -196,7 +196,9 @@ def bulk_create(self: QuerySet, objs: Any, *args: Any, **kwargs: Any) -> list[An
                         for value, (record, as_is) in zip(news, recorders, strict=True)
                     ]
                     encoded = encode(recorded)
-                    changes = None if encoded is not None else _pairs(names, recorded)
+                    changes = None
+                    if encoded is None:
+                        changes = canonical.pairs_dict(names, recorded, created=True)
                 remember(obj, opts, values, own=True)
                 created.append(obj)
                 entries.append(
@@ -223,10 +225,6 @@ def _created(specs: list[Spec], loaded: dict[str, Any]) -> tuple[dict[str, Any],
             value = values[attname] = loaded[attname]
             changes[name] = [None, value if as_is and type(value) in _AS_IS else plan.record(value)]
     return values, changes
-
-
-def _pairs(names: tuple[str, ...], recorded: list[Any]) -> dict[str, Any]:
-    return {name: [None, value] for name, value in zip(names, recorded, strict=True)}
 
 
 def _key(obj: models.Model, fields: list[models.Field]) -> tuple[Any, ...]:

@@ -23,7 +23,7 @@ import hashlib
 import hmac
 import json
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from json.encoder import encode_basestring_ascii as _quote
 from typing import Any
 
@@ -317,6 +317,20 @@ def pairs_encoder(
         return canonical_template % pick(leaves), stored_template % tuple(stored)
 
     return encode
+
+
+def pairs_dict(
+    names: Sequence[str], values: list[Any], created: bool = False, deleted: bool = False
+) -> dict[str, list[Any]]:
+    """``{name: [old, new], ...}`` from values laid out as :func:`pairs_encoder` takes them.
+
+    What the callers of ``pairs_encoder`` store when it returns None.
+    """
+    if created:
+        return {name: [None, value] for name, value in zip(names, values, strict=True)}
+    if deleted:
+        return {name: [value, None] for name, value in zip(names, values, strict=True)}
+    return {name: values[2 * i : 2 * i + 2] for i, name in enumerate(names)}
 
 
 def canonical(

@@ -289,10 +289,8 @@ def _save_event(
     # a dict only for values the template doesn't write (JSON).
     encoded = canonical.pairs_encoder(tuple(names), created=created)(recorded)
     changes = None
-    if encoded is None and created:
-        changes = {name: [None, value] for name, value in zip(names, recorded, strict=True)}
-    elif encoded is None:
-        changes = {name: recorded[2 * i : 2 * i + 2] for i, name in enumerate(names)}
+    if encoded is None:
+        changes = canonical.pairs_dict(names, recorded, created=created)
     action = "create" if created else "update"
     text = object_repr(instance) if with_repr else ""
     return Entry(action, sender, instance.pk, text, changes, encoded=encoded), values
@@ -367,9 +365,7 @@ def on_post_delete(
     encoded = canonical.pairs_encoder(opts.names, deleted=True)(recorded)
     changes = None
     if encoded is None:
-        changes = {
-            plan.name: [value, None] for plan, value in zip(opts.fields, recorded, strict=True)
-        }
+        changes = canonical.pairs_dict(opts.names, recorded, deleted=True)
     text = state.pop("trail_repr", None)
     if text is None:
         text = object_repr(instance)
