@@ -1,10 +1,8 @@
 """Bulk paths are not holes: update(), bulk_create(), bulk_update(), QuerySet.delete()."""
 
 from decimal import Decimal
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Concat, Upper
@@ -19,6 +17,7 @@ from signaltrail.signals import (
     post_bulk_update,
     pre_bulk_update,
 )
+from tests.test_held import verified
 from tests.testapp.models import Article, Category, Code, Note, Product, Tag
 
 pytestmark = pytest.mark.django_db
@@ -41,12 +40,6 @@ def make_products(n, category=None, **extra):
             for i in range(n)
         ]
     )
-
-
-def _verified():
-    out = StringIO()
-    call_command("trail", "verify", "--no-progress", stdout=out)
-    return "intact" in out.getvalue()
 
 
 def by_pk(evs):
@@ -190,7 +183,7 @@ class TestUpdate:
         assert by_pk(events("update", Product)) == {
             str(p.pk): {"stock": [p.stock, p.stock * 10 + 1]} for p in products[:7]
         }
-        assert _verified()
+        assert verified()
 
     def test_one_table_is_paged_with_its_own_filter(self):
         """No ``pk IN (SELECT ...)`` over the whole table for every batch when
@@ -219,7 +212,7 @@ class TestUpdate:
             str(products[1].pk): {"name": ["p1", "same"], "stock": [1, 2]},
             str(products[2].pk): {"name": ["p2", "same"], "stock": [2, 3]},
         }
-        assert _verified()
+        assert verified()
 
     def test_untracked_model_is_djangos_own(self):
         Note.objects.create(text="a")
@@ -323,7 +316,7 @@ class TestBulkCreate:
             {"id": [None, 7], "name": [None, ""]},
         ]
         assert created[3].changes["name"] == [None, "x"]
-        assert _verified()
+        assert verified()
 
     def test_event_recorded_receivers_get_the_changes_of_encoded_rows(self):
         seen = []
@@ -341,7 +334,7 @@ class TestBulkCreate:
             (True, "b", {"code": [None, "b"], "label": [None, ""]}),
         ]
         assert [e.changes for e in events(model=Code)] == [c for _, _, c in seen]
-        assert _verified()
+        assert verified()
 
     def test_masked_fields(self):
         make_products(1, api_key="secret")
