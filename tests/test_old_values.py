@@ -13,10 +13,11 @@ from decimal import Decimal
 import pytest
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
-from django.db.models import FETCH_PEERS, F
+from django.db.models import FETCH_PEERS, F, Model
 
 from signaltrail.models import Event
-from tests.testapp.models import Article, Code, Note, Product, Restaurant, UUIDThing
+from signaltrail.snapshot import snapshot
+from tests.testapp.models import Article, Code, Note, Place, Product, Restaurant, UUIDThing
 
 PRODUCT = Product._meta.db_table
 
@@ -207,6 +208,47 @@ def test_deferred_field_loaded_for_peers_then_changed(product):
     second.stock = 12
     second.save()
     assert last_changes(other) == {"stock": [11, 12]}
+
+
+def _built(instance):
+    """What an instance holds, but the trail's snapshot (peers: how many)."""
+    state = dict(instance._state.__dict__)
+    state.pop("trail_snapshot", None)
+    if "peers" in state:
+        state["peers"] = len(state["peers"])
+    values = {k: v for k, v in instance.__dict__.items() if k != "_state"}
+    return type(instance), values, state
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "load",
+    [
+        lambda m: m.objects.order_by("pk"),
+        lambda m: m.objects.order_by("pk").only("pk"),
+        lambda m: m.objects.order_by("pk").fetch_mode(FETCH_PEERS),
+        lambda m: m.objects.order_by("pk").defer("name").fetch_mode(FETCH_PEERS),
+    ],
+    ids=["full", "only", "peers", "deferred-peers"],
+)
+@pytest.mark.parametrize("model", [Place, Product], ids=["plain", "mutable"])
+def test_loaded_instances_are_the_ones_djangos_from_db_builds(model, load):
+    """The trail's from_db builds a full row itself (Place: no value to copy);
+    the instances must be exactly Django's, with the loaded values kept."""
+    model.objects.create(name="one")
+    model.objects.create(name="two")
+    ours = list(load(model))
+    wrapped = model.__dict__["from_db"]
+    model.from_db = classmethod(Model.from_db.__func__)
+    try:
+        djangos = list(load(model))
+    finally:
+        model.from_db = wrapped
+    assert [_built(i) for i in ours] == [_built(i) for i in djangos]
+    for instance in ours:
+        loaded = {k: v for k, v in instance.__dict__.items() if k != "_state"}
+        assert snapshot(instance) == loaded
+        assert "trail_snapshot" not in djangos[0]._state.__dict__
 
 
 @pytest.mark.django_db
