@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection, transaction
-from django.db.models import F, Value
+from django.db.models import F, Max, Value
 from django.db.models.functions import Concat, Upper
 from django.db.models.query import QuerySet
 from django.test.utils import CaptureQueriesContext
@@ -63,6 +63,18 @@ class TestUpdate:
         Product.objects.update(stock=F("stock") * 10 + 1)
         changed = by_pk(events("update", Product))
         assert changed == {str(p.pk): {"stock": [p.stock, p.stock * 10 + 1]} for p in products}
+
+    def test_distinct_and_grouped_querysets(self):
+        """Their rows are read by pk: a DISTINCT or GROUP BY query can't lock them."""
+        products = make_products(3)
+        Product.objects.filter(stock__gte=1).distinct().update(stock=F("stock") + 1)
+        grouped = Product.objects.annotate(most=Max("stock")).filter(most__gte=3)
+        assert grouped.update(description="most") == 1
+        assert [(e.object_pk, e.changes) for e in events("update", Product)] == [
+            (str(products[1].pk), {"stock": [1, 2]}),
+            (str(products[2].pk), {"stock": [2, 3]}),
+            (str(products[2].pk), {"description": ["", "most"]}),
+        ]
 
     def test_other_expression(self):
         products = make_products(1)

@@ -73,7 +73,9 @@ def update(self: QuerySet, **kwargs: Any) -> int:
     size = conf.BULK_BATCH_SIZE
     base = model._base_manager.using(using)
     label = f"{model._meta.object_name} object"
-    single = _single_table(self)
+    # A DISTINCT or grouped query can't lock its rows: its rows are then
+    # read by pk, as for a query with joins.
+    single = _single_table(self) and not (query.distinct or query.group_by is not None)
     total = 0
     last = None
     with transaction.atomic(using=using, savepoint=False), _suppressed():
@@ -160,6 +162,12 @@ def _page(
     trail record it: the subquery then starts after ``last`` too, so that
     each batch reads only what is left (the first form took a fifth of the
     time of a ``pk IN`` over all the rows, 10,000 rows on PostgreSQL).
+
+    The rows are locked as they are read (``FOR NO KEY UPDATE`` on
+    PostgreSQL, the lock its UPDATE takes; ``FOR UPDATE`` on MySQL/MariaDB):
+    a transaction changing one of them meanwhile would otherwise commit
+    between this SELECT and the UPDATE, and the event would record as old a
+    value the UPDATE did not replace. SQLite locks the whole database.
     """
     if single:
         page = qs.order_by()
@@ -168,6 +176,9 @@ def _page(
         page = base.filter(pk__in=rest.order_by().values("pk"))
     if last is not None:
         page = page.filter(pk__gt=last)
+    features = connections[qs.db].features
+    if features.has_select_for_update:
+        page = page.select_for_update(no_key=features.has_select_for_no_key_update)
     return list(page.values_list("pk", *attnames).order_by("pk")[:size])
 
 

@@ -1,0 +1,79 @@
+"""``QuerySet.update()`` while another transaction changes the same rows.
+
+The old values come from the trail's SELECT of each batch, before Django's
+UPDATE. Were that SELECT not to lock the rows, a transaction committing
+between the two would make the event record as old a value the UPDATE did
+not replace, and the object's history would stop adding up.
+"""
+
+import threading
+import time
+
+import pytest
+from django.db import connection, connections, transaction
+from django.db.models import F
+
+from signaltrail.models import Event
+from signaltrail.signals import pre_bulk_update
+from tests.test_held import verified
+from tests.testapp.models import Product
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _waiting_for_a_row_lock() -> bool:
+    """Whether a statement of another connection waits for a row lock."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
+        else:
+            cursor.execute(
+                "SELECT count(*) FROM information_schema.processlist"
+                " WHERE id <> CONNECTION_ID() AND info LIKE '%%FOR UPDATE%%'"
+            )
+        return cursor.fetchone()[0] > 0
+
+
+def test_a_row_changed_by_another_transaction_meanwhile_waits_for_the_update():
+    if not connection.features.has_select_for_update:
+        pytest.skip("needs row locks between two connections (PostgreSQL, MariaDB)")
+    p = Product.objects.create(name="Hammer", stock=10)
+    errors = []
+
+    def other():
+        try:
+            Product.objects.filter(pk=p.pk).update(stock=20)
+        except Exception as error:  # reported by the main thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other)
+
+    def between_select_and_update(sender, pks, **kwargs):
+        if threading.current_thread() is thread:
+            return  # the other update's own batch
+        # The old values are read: another transaction now changes the row.
+        thread.start()
+        deadline = time.monotonic() + 10
+        while not _waiting_for_a_row_lock():
+            assert thread.is_alive(), f"the other update did not wait: {errors}"
+            assert time.monotonic() < deadline, "the other update neither waited nor ended"
+            time.sleep(0.02)
+
+    pre_bulk_update.connect(between_select_and_update, sender=Product)
+    try:
+        with transaction.atomic():
+            assert Product.objects.filter(pk=p.pk).update(stock=F("stock") + 1) == 1
+    finally:
+        pre_bulk_update.disconnect(between_select_and_update, sender=Product)
+    thread.join(10)
+    assert not thread.is_alive() and not errors, errors
+    updates = [
+        e.changes["stock"]
+        for e in Event.objects.for_object(p).filter(action="update").order_by("id")
+    ]
+    # Each event's old value is what the one before it left.
+    assert updates == [[10, 11], [11, 20]]
+    assert Product.objects.get(pk=p.pk).stock == 20
+    assert verified()
