@@ -16,22 +16,10 @@ from django.db.models import F
 from signaltrail.models import Event
 from signaltrail.signals import pre_bulk_update
 from tests.test_held import verified
+from tests.test_m2m_add import waiting_for_a_lock
 from tests.testapp.models import Product
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _waiting_for_a_row_lock() -> bool:
-    """Whether a statement of another connection waits for a row lock."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
-        else:
-            cursor.execute(
-                "SELECT count(*) FROM information_schema.processlist"
-                " WHERE id <> CONNECTION_ID() AND info LIKE '%%FOR UPDATE%%'"
-            )
-        return cursor.fetchone()[0] > 0
 
 
 def test_a_row_changed_by_another_transaction_meanwhile_waits_for_the_update():
@@ -56,7 +44,7 @@ def test_a_row_changed_by_another_transaction_meanwhile_waits_for_the_update():
         # The old values are read: another transaction now changes the row.
         thread.start()
         deadline = time.monotonic() + 10
-        while not _waiting_for_a_row_lock():
+        while not waiting_for_a_lock("SELECT%FOR UPDATE%"):
             assert thread.is_alive(), f"the other update did not wait: {errors}"
             assert time.monotonic() < deadline, "the other update neither waited nor ended"
             time.sleep(0.02)

@@ -139,8 +139,11 @@ def test_a_paused_add_counts_the_rows_it_inserted():
     assert related(p) == sorted([red.pk, blue.pk])
 
 
-def _waiting_for_a_lock() -> int:
-    """How many statements of other connections wait for a row lock."""
+def waiting_for_a_lock(statement: str = "INSERT%") -> int:
+    """How many statements of other connections wait for a row lock.
+
+    ``statement``: on MySQL/MariaDB, a LIKE pattern of the waiting statement.
+    """
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SELECT count(*) FROM pg_locks WHERE NOT granted")
@@ -148,7 +151,8 @@ def _waiting_for_a_lock() -> int:
             # (innodb_trx, read inside this transaction, did not show the wait.)
             cursor.execute(
                 "SELECT count(*) FROM information_schema.processlist"
-                " WHERE id <> CONNECTION_ID() AND info LIKE 'INSERT%%'"
+                " WHERE id <> CONNECTION_ID() AND info LIKE %s",
+                [statement],
             )
         return cursor.fetchone()[0]
 
@@ -177,7 +181,7 @@ def test_a_row_another_transaction_inserted_meanwhile_is_not_recorded_twice():
         thread.start()
         # The other add() waits for this transaction, past any SELECT it made.
         deadline = time.monotonic() + 10
-        while not _waiting_for_a_lock():
+        while not waiting_for_a_lock():
             assert thread.is_alive() and time.monotonic() < deadline, errors
             time.sleep(0.02)
     thread.join(10)
