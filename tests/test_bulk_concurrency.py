@@ -65,3 +65,43 @@ def test_a_row_changed_by_another_transaction_meanwhile_waits_for_the_update():
     assert updates == [[10, 11], [11, 20]]
     assert Product.objects.get(pk=p.pk).stock == 20
     assert verified()
+
+
+def test_an_update_waiting_for_another_transaction_records_the_value_it_replaced():
+    """Without pre_bulk_update receivers, PostgreSQL finds, locks and updates
+    each batch in one statement: when another transaction holds a row, the
+    update waits for it and records, as old, the value that one committed."""
+    if not connection.features.has_select_for_update:
+        pytest.skip("needs row locks between two connections (PostgreSQL, MariaDB)")
+    p = Product.objects.create(name="Hammer", stock=10)
+    holding = threading.Event()
+    errors = []
+
+    def other():
+        try:
+            with transaction.atomic():
+                Product.objects.filter(pk=p.pk).update(stock=20)
+                holding.set()
+                # Commit once the main thread's update waits for this row.
+                deadline = time.monotonic() + 10
+                while not waiting_for_a_lock("%FOR UPDATE%"):
+                    assert time.monotonic() < deadline, "the update did not wait"
+                    time.sleep(0.02)
+        except Exception as error:  # reported by the main thread
+            errors.append(error)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    assert holding.wait(10), errors
+    assert Product.objects.filter(pk=p.pk).update(stock=F("stock") + 1) == 1
+    thread.join(10)
+    assert not thread.is_alive() and not errors, errors
+    updates = [
+        e.changes["stock"]
+        for e in Event.objects.for_object(p).filter(action="update").order_by("id")
+    ]
+    assert updates == [[10, 20], [20, 21]]
+    assert Product.objects.get(pk=p.pk).stock == 21
+    assert verified()

@@ -7,7 +7,9 @@ For a tracked model each call records one event per affected row at a cost
 that does not grow with the number of rows: per batch of rows, one SELECT of
 old values, Django's own write, one SELECT of the values written when
 expressions were used, and one multi-row INSERT of events - all inside the
-caller's transaction (or one of its own in autocommit).
+caller's transaction (or one of its own in autocommit). On PostgreSQL an
+``update()`` batch's SELECT and UPDATE are one statement
+(:mod:`signaltrail.bulk_statement`).
 
 Batches bound memory: a million-row ``update()`` never holds more than
 ``BULK_BATCH_SIZE`` rows.
@@ -42,6 +44,7 @@ from .bulk_rows import (
     _values,
     by_pks,
 )
+from .bulk_statement import one_statement
 from .bulk_writes import bulk_create, bulk_update
 from .capture import on_pre_delete
 from .conf import conf
@@ -78,32 +81,27 @@ def update(self: QuerySet, **kwargs: Any) -> int:
     single = _single_table(self) and not (query.distinct or query.group_by is not None)
     total = 0
     last = None
+    # PostgreSQL: each batch's SELECT and UPDATE as one statement, unless
+    # pre_bulk_update has receivers (they get the pks before the UPDATE).
+    # The values written: those given, unless an expression computes some;
+    # then all as the database returns them.
+    plain = None if expressions else tuple(_plain_value(p, kwargs) for p in plans)
+    statement = one_statement(self, kwargs, plans, plain)
     with transaction.atomic(using=using, savepoint=False), _suppressed():
         while True:
-            rows = _page(self, base, single, attnames, last, size)
+            if statement is not None:
+                rows, written = statement.run(page_query(self, base, single, last), size)
+                count = len(rows)
+            else:
+                rows = _page(self, base, single, attnames, last, size)
+                if rows:
+                    pks = [row[0] for row in rows]
+                    pre_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
+                    count, written = _write_batch(base, pks, kwargs, plans, plain)
             if not rows:
                 break
+            total += count
             pks = [row[0] for row in rows]
-            pre_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
-            returned = None
-            if expressions:
-                # The values written come back with the UPDATE where the
-                # database can return them, else from one SELECT.
-                returned = _update_returning(by_pks(base, pks), kwargs, plans)
-            # The values written, by pk, in the order of attnames.
-            written: dict[Any, Sequence[Any]]
-            if returned is not None:
-                total += len(returned)
-                written = {row[0]: row[1:] for row in returned}
-            else:
-                total += _original["update"](by_pks(base, pks), **kwargs)
-                if expressions:
-                    written = {
-                        pk: [values[a] for a in attnames]
-                        for pk, values in _values(model, using, pks, attnames).items()
-                    }
-                else:
-                    written = dict.fromkeys(pks, tuple(_plain_value(p, kwargs) for p in plans))
             entries = _updated(model, label, specs, encode, rows, written)
             _record(using, model, entries, len(rows))
             post_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
@@ -111,6 +109,30 @@ def update(self: QuerySet, **kwargs: Any) -> int:
                 break
             last = pks[-1]
     return total
+
+
+def _write_batch(
+    base: QuerySet,
+    pks: list[Any],
+    kwargs: dict[str, Any],
+    plans: list[FieldPlan],
+    plain: tuple[Any, ...] | None,
+) -> tuple[int, dict[Any, Sequence[Any]]]:
+    """Django's UPDATE of one batch: the rows it matched, and the values
+    written by pk, in the order of ``plans`` (``plain``, if not None)."""
+    model = base.model
+    attnames = [p.attname for p in plans]
+    if plain is None:
+        # The values written come back with the UPDATE where the database
+        # can return them, else from one SELECT.
+        returned = _update_returning(by_pks(base, pks), kwargs, plans)
+        if returned is not None:
+            return len(returned), {row[0]: row[1:] for row in returned}
+    count = _original["update"](by_pks(base, pks), **kwargs)
+    if plain is not None:
+        return count, dict.fromkeys(pks, plain)
+    found = _values(model, base.db, pks, attnames)
+    return count, {pk: [values[a] for a in attnames] for pk, values in found.items()}
 
 
 def _updated(
@@ -169,6 +191,12 @@ def _page(
     between this SELECT and the UPDATE, and the event would record as old a
     value the UPDATE did not replace. SQLite locks the whole database.
     """
+    page = page_query(qs, base, single, last)
+    return list(page.values_list("pk", *attnames).order_by("pk")[:size])
+
+
+def page_query(qs: QuerySet, base: QuerySet, single: bool, last: Any) -> QuerySet:
+    """The rows of :func:`_page`, locked, before their columns and limit."""
     if single:
         page = qs.order_by()
     else:
@@ -179,7 +207,7 @@ def _page(
     features = connections[qs.db].features
     if features.has_select_for_update:
         page = page.select_for_update(no_key=features.has_select_for_no_key_update)
-    return list(page.values_list("pk", *attnames).order_by("pk")[:size])
+    return page
 
 
 def _update_returning(

@@ -1,0 +1,127 @@
+"""One statement per batch of ``QuerySet.update()`` on PostgreSQL.
+
+Elsewhere a batch costs a SELECT of its rows' old values (locked), then
+Django's UPDATE of those rows by pk. On PostgreSQL both go as one statement::
+
+    WITH signaltrail_old AS (<the batch's SELECT ... FOR NO KEY UPDATE>)
+    UPDATE <table> SET <Django's SET clause> FROM signaltrail_old
+    WHERE <table>.<pk> = signaltrail_old.<pk>
+    RETURNING <pk>, <old values>, <values written>
+
+The rows are found, locked and read once, and the values written (an
+expression's result included) come back with them: one round trip and one
+scan of the table per batch instead of two. The old values are those the
+UPDATE replaced: the rows are locked before it reads them.
+
+Not when ``pre_bulk_update`` has receivers (they get each batch's pks before
+its UPDATE), for a composite primary key, or when the update also writes a
+parent table (multi-table inheritance): :mod:`signaltrail.bulk` then runs
+the two statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from django.db import connections, models, transaction
+from django.db.models import F, sql
+from django.db.models.query import QuerySet
+
+from .registry import FieldPlan
+from .signals import pre_bulk_update
+
+_OLD = "signaltrail_old"
+
+
+class OneStatement:
+    """The parts of a batch's statement that are the same for every batch."""
+
+    def __init__(
+        self,
+        model: type[models.Model],
+        using: str,
+        plans: list[FieldPlan],
+        plain: tuple[Any, ...] | None,
+    ) -> None:
+        self.model = model
+        self.using = using
+        self.attnames = [p.attname for p in plans]
+        self.plain = plain
+        self.update: tuple[str, tuple[Any, ...]] = ("", ())
+        self.returning = ""
+        self.converters: dict[int, Any] = {}
+        self.compiler: Any = None
+
+    def run(
+        self, page: QuerySet, size: int
+    ) -> tuple[list[tuple[Any, ...]], dict[Any, Sequence[Any]]]:
+        """Update the next ``size`` rows of ``page`` (by pk).
+
+        Returns the rows ``(pk, *old values)`` by pk, and the values written
+        by pk, in the order of the plans: the plain values given, if any
+        (as the other databases record them), else those returned.
+        """
+        names = [f"{_OLD}_{i}" for i in range(len(self.attnames) + 1)]
+        columns = zip(names, ["pk", *self.attnames], strict=True)
+        selected = page.values(**{name: F(attname) for name, attname in columns})
+        selected = selected.order_by("pk")[:size]
+        select_sql, select_params = selected.query.get_compiler(self.using).as_sql()
+        update_sql, update_params = self.update
+        connection = connections[self.using]
+        qn = connection.ops.quote_name
+        meta = self.model._meta
+        pk = f"{qn(meta.db_table)}.{qn(meta.pk.column)}"
+        old = ", ".join(f"{_OLD}.{qn(name)}" for name in names[1:])
+        statement = (
+            f"WITH {_OLD} AS ({select_sql}) {update_sql} FROM {_OLD} "
+            f"WHERE {pk} = {_OLD}.{qn(names[0])} RETURNING {pk}, {old}, {self.returning}"
+        )
+        with (
+            transaction.mark_for_rollback_on_error(using=self.using),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, (*select_params, *update_params))
+            fetched: list[Any] = cursor.fetchall()
+        if self.converters:
+            fetched = list(self.compiler.apply_converters(fetched, self.converters))
+        fetched.sort(key=lambda row: row[0])
+        width = len(self.attnames)
+        rows = [tuple(row[: 1 + width]) for row in fetched]
+        if self.plain is not None:
+            return rows, dict.fromkeys((row[0] for row in rows), self.plain)
+        written = {row[0]: tuple(row[1 + width :]) for row in fetched}
+        return rows, written
+
+
+def one_statement(
+    qs: QuerySet, kwargs: dict[str, Any], plans: list[FieldPlan], plain: tuple[Any, ...] | None
+) -> OneStatement | None:
+    """The statement for ``qs.update(**kwargs)``'s batches, or None where it doesn't apply.
+
+    ``plain``: the values given for ``plans``, when no expression computes one.
+    """
+    model = qs.model
+    meta = model._meta
+    connection = connections[qs.db]
+    if (
+        connection.vendor != "postgresql"
+        or isinstance(meta.pk, models.CompositePrimaryKey)
+        or pre_bulk_update.has_listeners(model)
+    ):
+        return None
+    query = sql.UpdateQuery(model)
+    query.add_update_values(kwargs)
+    if query.related_updates:
+        return None
+    found = OneStatement(model, qs.db, plans, plain)
+    compiler = query.get_compiler(qs.db)
+    found.update = compiler.as_sql()
+    qn = connection.ops.quote_name
+    table = qn(meta.db_table)
+    found.returning = ", ".join(f"{table}.{qn(p.field.column)}" for p in plans)
+    columns = [f.get_col(meta.db_table) for f in (meta.pk, *(p.field for p in plans))]
+    found.compiler = compiler
+    # Old and written values are of the same fields: the same converters.
+    found.converters = compiler.get_converters([*columns, *columns[1:]])
+    return found
