@@ -22,6 +22,21 @@ from tests.testapp.models import Product
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+def assert_history(thread, errors, product, stocks):
+    """Once the other thread is done: ``product``'s update events changed
+    stock as ``stocks`` says, the last one left what the row holds, and the
+    trail verifies."""
+    thread.join(10)
+    assert not thread.is_alive() and not errors, errors
+    updates = [
+        e.changes["stock"]
+        for e in Event.objects.for_object(product).filter(action="update").order_by("id")
+    ]
+    assert updates == stocks
+    assert Product.objects.get(pk=product.pk).stock == stocks[-1][1]
+    assert verified()
+
+
 def test_a_row_changed_by_another_transaction_meanwhile_waits_for_the_update():
     if not connection.features.has_select_for_update:
         pytest.skip("needs row locks between two connections (PostgreSQL, MariaDB)")
@@ -55,16 +70,8 @@ def test_a_row_changed_by_another_transaction_meanwhile_waits_for_the_update():
             assert Product.objects.filter(pk=p.pk).update(stock=F("stock") + 1) == 1
     finally:
         pre_bulk_update.disconnect(between_select_and_update, sender=Product)
-    thread.join(10)
-    assert not thread.is_alive() and not errors, errors
-    updates = [
-        e.changes["stock"]
-        for e in Event.objects.for_object(p).filter(action="update").order_by("id")
-    ]
     # Each event's old value is what the one before it left.
-    assert updates == [[10, 11], [11, 20]]
-    assert Product.objects.get(pk=p.pk).stock == 20
-    assert verified()
+    assert_history(thread, errors, p, [[10, 11], [11, 20]])
 
 
 def test_an_update_waiting_for_another_transaction_records_the_value_it_replaced():
@@ -96,12 +103,4 @@ def test_an_update_waiting_for_another_transaction_records_the_value_it_replaced
     thread.start()
     assert holding.wait(10), errors
     assert Product.objects.filter(pk=p.pk).update(stock=F("stock") + 1) == 1
-    thread.join(10)
-    assert not thread.is_alive() and not errors, errors
-    updates = [
-        e.changes["stock"]
-        for e in Event.objects.for_object(p).filter(action="update").order_by("id")
-    ]
-    assert updates == [[10, 20], [20, 21]]
-    assert Product.objects.get(pk=p.pk).stock == 21
-    assert verified()
+    assert_history(thread, errors, p, [[10, 20], [20, 21]])
