@@ -74,10 +74,35 @@ def test_a_row_changed_by_another_transaction_meanwhile_waits_for_the_update():
     assert_history(thread, errors, p, [[10, 11], [11, 20]])
 
 
-def test_an_update_waiting_for_another_transaction_records_the_value_it_replaced():
-    """Without pre_bulk_update receivers, PostgreSQL finds, locks and updates
-    each batch in one statement: when another transaction holds a row, the
-    update waits for it and records, as old, the value that one committed."""
+def _update(p):
+    assert Product.objects.filter(pk=p.pk).update(stock=F("stock") + 1) == 1
+    return 21
+
+
+def _bulk_update_not_loaded(p):
+    Product.objects.bulk_update([Product(pk=p.pk, name="Hammer", stock=5)], ["stock"])
+    return 5
+
+
+def _upsert(p):
+    target = ["id"] if connection.features.supports_update_conflicts_with_target else None
+    Product.objects.bulk_create(
+        [Product(pk=p.pk, name="Hammer", stock=5)],
+        update_conflicts=True,
+        update_fields=["stock"],
+        unique_fields=target,
+    )
+    return 5
+
+
+@pytest.mark.parametrize(
+    "write", [_update, _bulk_update_not_loaded, _upsert], ids=["update", "bulk_update", "upsert"]
+)
+def test_a_write_waiting_for_another_transaction_records_the_value_it_replaced(write):
+    """When another transaction holds the row, the bulk path's read of old
+    values waits for it, and records as old the value that one committed.
+    (update(): on PostgreSQL, without pre_bulk_update receivers, each batch is
+    found, locked and updated in one statement.)"""
     if not connection.features.has_select_for_update:
         pytest.skip("needs row locks between two connections (PostgreSQL, MariaDB)")
     p = Product.objects.create(name="Hammer", stock=10)
@@ -89,10 +114,10 @@ def test_an_update_waiting_for_another_transaction_records_the_value_it_replaced
             with transaction.atomic():
                 Product.objects.filter(pk=p.pk).update(stock=20)
                 holding.set()
-                # Commit once the main thread's update waits for this row.
+                # Commit once the main thread's read waits for this row.
                 deadline = time.monotonic() + 10
                 while not waiting_for_a_lock("%FOR UPDATE%"):
-                    assert time.monotonic() < deadline, "the update did not wait"
+                    assert time.monotonic() < deadline, "the read did not wait"
                     time.sleep(0.02)
         except Exception as error:  # reported by the main thread
             errors.append(error)
@@ -102,5 +127,5 @@ def test_an_update_waiting_for_another_transaction_records_the_value_it_replaced
     thread = threading.Thread(target=other)
     thread.start()
     assert holding.wait(10), errors
-    assert Product.objects.filter(pk=p.pk).update(stock=F("stock") + 1) == 1
-    assert_history(thread, errors, p, [[10, 20], [20, 21]])
+    written = write(p)
+    assert_history(thread, errors, p, [[10, 20], [20, written]])

@@ -43,6 +43,7 @@ from .bulk_rows import (
     _suppressed,
     _values,
     by_pks,
+    locked,
 )
 from .bulk_statement import one_statement
 from .bulk_writes import bulk_create, bulk_update
@@ -185,11 +186,10 @@ def _page(
     each batch reads only what is left (the first form took a fifth of the
     time of a ``pk IN`` over all the rows, 10,000 rows on PostgreSQL).
 
-    The rows are locked as they are read (``FOR NO KEY UPDATE`` on
-    PostgreSQL, the lock its UPDATE takes; ``FOR UPDATE`` on MySQL/MariaDB):
+    The rows are locked as they are read (:func:`~signaltrail.bulk_rows.locked`):
     a transaction changing one of them meanwhile would otherwise commit
     between this SELECT and the UPDATE, and the event would record as old a
-    value the UPDATE did not replace. SQLite locks the whole database.
+    value the UPDATE did not replace.
     """
     page = page_query(qs, base, single, last)
     return list(page.values_list("pk", *attnames).order_by("pk")[:size])
@@ -204,10 +204,7 @@ def page_query(qs: QuerySet, base: QuerySet, single: bool, last: Any) -> QuerySe
         page = base.filter(pk__in=rest.order_by().values("pk"))
     if last is not None:
         page = page.filter(pk__gt=last)
-    features = connections[qs.db].features
-    if features.has_select_for_update:
-        page = page.select_for_update(no_key=features.has_select_for_no_key_update)
-    return page
+    return locked(page)
 
 
 def _update_returning(

@@ -177,10 +177,25 @@ def by_pks(qs: QuerySet, pks: Sequence[Any]) -> QuerySet:
     return qs.filter(pk__in=pks)
 
 
+def locked(qs: QuerySet) -> QuerySet:
+    """``qs`` locking the rows it reads, where the database locks rows.
+
+    For the old values the bulk paths read before they write (inside their
+    transaction): a transaction changing one of those rows meanwhile waits,
+    so an event's old value is the one its write replaced. ``FOR NO KEY
+    UPDATE`` on PostgreSQL (the lock its UPDATE takes), ``FOR UPDATE`` on
+    MySQL/MariaDB; SQLite locks the whole database for a write.
+    """
+    features = connections[qs.db].features
+    if not features.has_select_for_update:
+        return qs
+    return qs.select_for_update(no_key=features.has_select_for_no_key_update)
+
+
 def _values(
     model: type[models.Model], using: str, pks: Sequence[Any], attnames: list[str]
 ) -> dict[Any, dict[str, Any]]:
-    rows = by_pks(model._base_manager.using(using), pks).values_list("pk", *attnames)
+    rows = locked(by_pks(model._base_manager.using(using), pks)).values_list("pk", *attnames)
     return {row[0]: dict(zip(attnames, row[1:], strict=True)) for row in rows}
 
 

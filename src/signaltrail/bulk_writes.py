@@ -28,6 +28,7 @@ from .bulk_rows import (
     _specs,
     _suppressed,
     _values,
+    locked,
 )
 from .conf import conf
 from .registry import FieldPlan
@@ -250,10 +251,8 @@ def _existing_by_key(
             condition = models.Q()
             for key in chunk:
                 condition |= models.Q(**dict(zip(key_names, key, strict=True)))
-        rows = (
-            model._base_manager.using(using)
-            .filter(condition)
-            .values_list("pk", *key_names, *attnames)
+        rows = locked(model._base_manager.using(using).filter(condition)).values_list(
+            "pk", *key_names, *attnames
         )
         for row in rows:
             key = tuple(row[1 : 1 + len(key_names)])
