@@ -82,11 +82,11 @@ def update(self: QuerySet, **kwargs: Any) -> int:
     single = _single_table(self) and not (query.distinct or query.group_by is not None)
     total = 0
     last = None
-    # PostgreSQL: each batch's SELECT and UPDATE as one statement, unless
-    # pre_bulk_update has receivers (they get the pks before the UPDATE).
     # The values written: those given, unless an expression computes some;
     # then all as the database returns them.
     plain = None if expressions else tuple(_plain_value(p, kwargs) for p in plans)
+    # PostgreSQL: each batch's SELECT and UPDATE as one statement, unless
+    # pre_bulk_update has receivers (they get the pks before the UPDATE).
     statement = one_statement(self, kwargs, plans, plain)
     with transaction.atomic(using=using, savepoint=False), _suppressed():
         while True:
