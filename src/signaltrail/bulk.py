@@ -92,17 +92,17 @@ def update(self: QuerySet, **kwargs: Any) -> int:
         while True:
             if statement is not None:
                 rows, written = statement.run(page_query(self, base, single, last), size)
+                pks = [row[0] for row in rows]
                 count = len(rows)
             else:
                 rows = _page(self, base, single, attnames, last, size)
+                pks = [row[0] for row in rows]
                 if rows:
-                    pks = [row[0] for row in rows]
                     pre_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
                     count, written = _write_batch(base, pks, kwargs, plans, plain)
             if not rows:
                 break
             total += count
-            pks = [row[0] for row in rows]
             entries = _updated(model, label, specs, encode, rows, written)
             _record(using, model, entries, len(rows))
             post_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)

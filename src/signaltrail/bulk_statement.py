@@ -35,23 +35,35 @@ _OLD = "signaltrail_old"
 
 
 class OneStatement:
-    """The parts of a batch's statement that are the same for every batch."""
+    """A batch's statement: what is the same for every batch is built once."""
 
     def __init__(
         self,
-        model: type[models.Model],
-        using: str,
+        qs: QuerySet,
+        query: sql.UpdateQuery,
         plans: list[FieldPlan],
         plain: tuple[Any, ...] | None,
     ) -> None:
-        self.model = model
-        self.using = using
-        self.attnames = [p.attname for p in plans]
+        self.using = qs.db
         self.plain = plain
-        self.update: tuple[str, tuple[Any, ...]] = ("", ())
-        self.returning = ""
-        self.converters: dict[int, Any] = {}
-        self.compiler: Any = None
+        self.width = len(plans)
+        names = [f"{_OLD}_{i}" for i in range(self.width + 1)]
+        self.columns = dict(zip(names, ["pk", *(p.attname for p in plans)], strict=True))
+        meta = qs.model._meta
+        qn = connections[self.using].ops.quote_name
+        table = qn(meta.db_table)
+        pk = f"{table}.{qn(meta.pk.column)}"
+        self.compiler = query.get_compiler(self.using)
+        update_sql, self.update_params = self.compiler.as_sql()
+        old = ", ".join(f"{_OLD}.{qn(name)}" for name in names[1:])
+        new = ", ".join(f"{table}.{qn(p.field.column)}" for p in plans)
+        self.tail = (
+            f"{update_sql} FROM {_OLD} WHERE {pk} = {_OLD}.{qn(names[0])} "
+            f"RETURNING {pk}, {old}, {new}"
+        )
+        cols = [f.get_col(meta.db_table) for f in (meta.pk, *(p.field for p in plans))]
+        # Old and written values are of the same fields: the same converters.
+        self.converters = self.compiler.get_converters([*cols, *cols[1:]])
 
     def run(
         self, page: QuerySet, size: int
@@ -62,31 +74,22 @@ class OneStatement:
         by pk, in the order of the plans: the plain values given, if any
         (as the other databases record them), else those returned.
         """
-        names = [f"{_OLD}_{i}" for i in range(len(self.attnames) + 1)]
-        columns = zip(names, ["pk", *self.attnames], strict=True)
-        selected = page.values(**{name: F(attname) for name, attname in columns})
+        selected = page.values(**{name: F(attname) for name, attname in self.columns.items()})
         selected = selected.order_by("pk")[:size]
         select_sql, select_params = selected.query.get_compiler(self.using).as_sql()
-        update_sql, update_params = self.update
-        connection = connections[self.using]
-        qn = connection.ops.quote_name
-        meta = self.model._meta
-        pk = f"{qn(meta.db_table)}.{qn(meta.pk.column)}"
-        old = ", ".join(f"{_OLD}.{qn(name)}" for name in names[1:])
-        statement = (
-            f"WITH {_OLD} AS ({select_sql}) {update_sql} FROM {_OLD} "
-            f"WHERE {pk} = {_OLD}.{qn(names[0])} RETURNING {pk}, {old}, {self.returning}"
-        )
         with (
             transaction.mark_for_rollback_on_error(using=self.using),
-            connection.cursor() as cursor,
+            connections[self.using].cursor() as cursor,
         ):
-            cursor.execute(statement, (*select_params, *update_params))
+            cursor.execute(
+                f"WITH {_OLD} AS ({select_sql}) {self.tail}",
+                (*select_params, *self.update_params),
+            )
             fetched: list[Any] = cursor.fetchall()
         if self.converters:
             fetched = list(self.compiler.apply_converters(fetched, self.converters))
         fetched.sort(key=lambda row: row[0])
-        width = len(self.attnames)
+        width = self.width
         rows = [tuple(row[: 1 + width]) for row in fetched]
         if self.plain is not None:
             return rows, dict.fromkeys((row[0] for row in rows), self.plain)
@@ -102,11 +105,9 @@ def one_statement(
     ``plain``: the values given for ``plans``, when no expression computes one.
     """
     model = qs.model
-    meta = model._meta
-    connection = connections[qs.db]
     if (
-        connection.vendor != "postgresql"
-        or isinstance(meta.pk, models.CompositePrimaryKey)
+        connections[qs.db].vendor != "postgresql"
+        or isinstance(model._meta.pk, models.CompositePrimaryKey)
         or pre_bulk_update.has_listeners(model)
     ):
         return None
@@ -114,14 +115,4 @@ def one_statement(
     query.add_update_values(kwargs)
     if query.related_updates:
         return None
-    found = OneStatement(model, qs.db, plans, plain)
-    compiler = query.get_compiler(qs.db)
-    found.update = compiler.as_sql()
-    qn = connection.ops.quote_name
-    table = qn(meta.db_table)
-    found.returning = ", ".join(f"{table}.{qn(p.field.column)}" for p in plans)
-    columns = [f.get_col(meta.db_table) for f in (meta.pk, *(p.field for p in plans))]
-    found.compiler = compiler
-    # Old and written values are of the same fields: the same converters.
-    found.converters = compiler.get_converters([*columns, *columns[1:]])
-    return found
+    return OneStatement(qs, query, plans, plain)
