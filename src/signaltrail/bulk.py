@@ -25,8 +25,9 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from django.core.exceptions import FieldError
 from django.db import connections, models, transaction
-from django.db.models import sql
+from django.db.models import Value, sql
 from django.db.models.deletion import Collector
 from django.db.models.query import QuerySet
 from django.db.models.signals import pre_delete
@@ -74,7 +75,9 @@ def update(self: QuerySet, **kwargs: Any) -> int:
     specs = _specs(plans)
     encode = canonical.pairs_encoder(tuple(spec[0] for spec in specs))
     expressions = any(hasattr(v, "resolve_expression") for v in kwargs.values())
-    size = conf.BULK_BATCH_SIZE
+    # One batch (memory then grows with the rows) where batches would
+    # change what the update does (see _in_one_batch).
+    size = None if _in_one_batch(self, kwargs, plans) else conf.BULK_BATCH_SIZE
     base = model._base_manager.using(using)
     label = f"{model._meta.object_name} object"
     # A DISTINCT or grouped query can't lock its rows: its rows are then
@@ -88,6 +91,8 @@ def update(self: QuerySet, **kwargs: Any) -> int:
     # PostgreSQL: each batch's SELECT and UPDATE as one statement, unless
     # pre_bulk_update has receivers (they get the pks before the UPDATE).
     statement = one_statement(self, kwargs, plans, plain)
+    # Followed by Django's UPDATE on MySQL/MariaDB only (elsewhere ignored).
+    ordering = query.order_by if connections[using].vendor == "mysql" else ()
     with transaction.atomic(using=using, savepoint=False), _suppressed():
         while True:
             if statement is not None:
@@ -99,14 +104,14 @@ def update(self: QuerySet, **kwargs: Any) -> int:
                 pks = [row[0] for row in rows]
                 if rows:
                     pre_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
-                    count, written = _write_batch(base, pks, kwargs, plans, plain)
+                    count, written = _write_batch(base, pks, kwargs, plans, plain, ordering)
             if not rows:
                 break
             total += count
             entries = _updated(model, label, specs, encode, rows, written)
             _record(using, model, entries, len(rows))
             post_bulk_update.send(sender=model, pks=pks, fields=list(kwargs), using=using)
-            if len(rows) < size:
+            if size is None or len(rows) < size:
                 break
             last = pks[-1]
     return total
@@ -118,11 +123,26 @@ def _write_batch(
     kwargs: dict[str, Any],
     plans: list[FieldPlan],
     plain: tuple[Any, ...] | None,
+    ordering: Sequence[Any] = (),
 ) -> tuple[int, dict[Any, Sequence[Any]]]:
     """Django's UPDATE of one batch: the rows it matched, and the values
-    written by pk, in the order of ``plans`` (``plain``, if not None)."""
+    written by pk, in the order of ``plans`` (``plain``, if not None).
+
+    ``ordering``: the caller's ``order_by()``, which Django's UPDATE follows
+    on MySQL/MariaDB (and ignores elsewhere).
+    """
     model = base.model
     attnames = [p.attname for p in plans]
+    if ordering:
+        with contextlib.suppress(FieldError):  # an annotation's name: not on the rows by pk
+            base = base.order_by(*ordering)
+    if plain is None and any(p.field.primary_key for p in plans):
+        # The rows move to new pks: the values an expression writes are
+        # computed first, by the old ones (one batch: see _in_one_batch).
+        names = {f"signaltrail_new_{i}": _given(p, kwargs) for i, p in enumerate(plans)}
+        computed = by_pks(base, pks).annotate(**names).values_list("pk", *names)
+        written = {row[0]: row[1:] for row in computed}
+        return _original["update"](by_pks(base, pks), **kwargs), written
     if plain is None:
         # The values written come back with the UPDATE where the database
         # can return them, else from one SELECT.
@@ -158,6 +178,51 @@ def _updated(
         if found is not None:
             changes, encoded = found
             yield Entry("update", model, pk, f"{label} ({pk})", changes, encoded=encoded)
+
+
+def _in_one_batch(qs: QuerySet, kwargs: dict[str, Any], plans: list[FieldPlan]) -> bool:
+    """Whether ``qs.update(**kwargs)`` must run as one batch to do what Django's does.
+
+    Django's UPDATE is one statement: it finds its rows and computes its
+    values from the table as it was before. Batches are statements one after
+    the other, each seeing what the previous ones wrote, and each starting
+    after the previous batch's greatest pk. That changes the result when:
+
+    - the update changes the primary key: a row moved past the last pk
+      would be found, and updated, again;
+    - the filter or a value reads the model's own table again (a subquery,
+      a join back to it): a row's fate would depend on rows already updated;
+    - on MySQL/MariaDB, the update is ordered (``order_by()``, e.g. to shift
+      a unique column): the order holds within one statement only.
+    """
+    if any(p.field.primary_key for p in plans):
+        return True
+    query = qs.query
+    if query.order_by and connections[qs.db].vendor == "mysql":
+        return True
+    meta = qs.model._meta
+    tables = {meta.db_table, *(parent._meta.db_table for parent in meta.get_parent_list())}
+    own = [alias for alias in query.alias_map.values() if alias.table_name in tables]
+    if len(own) > len(tables):  # a join back to the model's table
+        return True
+    return _reads(query.where, tables) or any(_reads(v, tables) for v in kwargs.values())
+
+
+def _reads(node: Any, tables: set[str]) -> bool:
+    """Whether an expression (or a filter's tree) holds a subquery reading one of ``tables``."""
+    if isinstance(node, QuerySet):
+        node = node.query
+    if isinstance(node, sql.Query):
+        if any(alias.table_name in tables for alias in node.alias_map.values()):
+            return True
+        if node.model is not None and node.model._meta.db_table in tables:
+            return True  # a subquery not compiled yet has no aliases
+        children = [node.where, *node.annotations.values()]
+    elif hasattr(node, "get_source_expressions"):
+        children = node.get_source_expressions()
+    else:
+        return False
+    return any(_reads(child, tables) for child in children if child is not None)
 
 
 def _single_table(qs: QuerySet) -> bool:
@@ -228,6 +293,12 @@ def _update_returning(
     fields = [qs.model._meta.pk, *(p.field for p in plans)]
     with transaction.mark_for_rollback_on_error(using=qs.db):
         return query.get_compiler(qs.db).execute_returning_sql(fields)
+
+
+def _given(plan: FieldPlan, kwargs: dict[str, Any]) -> Any:
+    """The value ``kwargs`` gives for ``plan``'s field (by name or attname)."""
+    value = _plain_value(plan, kwargs)
+    return value if hasattr(value, "resolve_expression") else Value(value)
 
 
 def _plain_value(plan: FieldPlan, kwargs: dict[str, Any]) -> Any:

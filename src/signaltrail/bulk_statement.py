@@ -6,15 +6,18 @@ Django's UPDATE of those rows by pk. On PostgreSQL both go as one statement::
     WITH signaltrail_old AS (<the batch's SELECT ... FOR NO KEY UPDATE>)
     UPDATE <table> SET <Django's SET clause> FROM signaltrail_old
     WHERE <table>.<pk> = signaltrail_old.<pk>
-    RETURNING <pk>, <old values>, <values written>
+    RETURNING signaltrail_old.<pk>, <old values>, <values written>
 
 The rows are found, locked and read once, and the values written (an
 expression's result included) come back with them: one round trip and one
 scan of the table per batch instead of two. The old values are those the
 UPDATE replaced: the rows are locked before it reads them.
 
-Not when ``pre_bulk_update`` has receivers (they get each batch's pks before
-its UPDATE), for a composite primary key, or when the update also writes a
+The rows come back in no particular order; they are sorted by pk in Python,
+and the next batch starts after the greatest. Not when ``pre_bulk_update``
+has receivers (they get each batch's pks before its UPDATE), for a composite
+primary key or one Python may sort otherwise than the database (text, whose
+order is the column's collation), or when the update also writes a
 parent table (multi-table inheritance): :mod:`signaltrail.bulk` then runs
 the two statements.
 """
@@ -24,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, models, transaction
 from django.db.models import F, sql
 from django.db.models.query import QuerySet
@@ -59,7 +63,7 @@ class OneStatement:
         new = ", ".join(f"{table}.{qn(p.field.column)}" for p in plans)
         self.tail = (
             f"{update_sql} FROM {_OLD} WHERE {pk} = {_OLD}.{qn(names[0])} "
-            f"RETURNING {pk}, {old}, {new}"
+            f"RETURNING {_OLD}.{qn(names[0])}, {old}, {new}"
         )
         cols = [f.get_col(meta.db_table) for f in (meta.pk, *(p.field for p in plans))]
         # Old and written values are of the same fields: the same converters.
@@ -76,7 +80,10 @@ class OneStatement:
         """
         selected = page.values(**{name: F(attname) for name, attname in self.columns.items()})
         selected = selected.order_by("pk")[:size]
-        select_sql, select_params = selected.query.get_compiler(self.using).as_sql()
+        try:
+            select_sql, select_params = selected.query.get_compiler(self.using).as_sql()
+        except EmptyResultSet:  # a filter no row can match (pk__in=[], none())
+            return [], {}
         with (
             transaction.mark_for_rollback_on_error(using=self.using),
             connections[self.using].cursor() as cursor,
@@ -108,6 +115,7 @@ def one_statement(
     if (
         connections[qs.db].vendor != "postgresql"
         or isinstance(model._meta.pk, models.CompositePrimaryKey)
+        or not _sorted_as_in_python(model._meta.pk)
         or pre_bulk_update.has_listeners(model)
     ):
         return None
@@ -116,3 +124,9 @@ def one_statement(
     if query.related_updates:
         return None
     return OneStatement(qs, query, plans, plain)
+
+
+def _sorted_as_in_python(pk: models.Field) -> bool:
+    """Whether PostgreSQL orders values of ``pk`` as Python sorts them: integers and UUIDs."""
+    target = pk.target_field if pk.is_relation else pk
+    return isinstance(target, (models.IntegerField, models.UUIDField))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.db.models.query import QuerySet
 
@@ -229,7 +230,22 @@ def _created(specs: list[Spec], loaded: dict[str, Any]) -> tuple[dict[str, Any],
 
 
 def _key(obj: models.Model, fields: list[models.Field]) -> tuple[Any, ...]:
-    return tuple(getattr(obj, f.attname) for f in fields)
+    """``obj``'s unique key, its values as the database gives them back.
+
+    A UUID given as text, a number as a string: compared with the rows read
+    back, they must be equal to the values stored, as they are to the
+    database.
+    """
+    return tuple(_as_stored(f, getattr(obj, f.attname)) for f in fields)
+
+
+def _as_stored(field: models.Field, value: Any) -> Any:
+    if value is None or hasattr(value, "resolve_expression"):
+        return value
+    try:
+        return field.to_python(value)
+    except (ValidationError, TypeError, ValueError):
+        return value  # the INSERT will say what is wrong with it
 
 
 def _existing_by_key(

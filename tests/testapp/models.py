@@ -244,3 +244,10 @@ class Bookmark(models.Model):
 
     def __str__(self):
         return self.label
+
+
+@signaltrail.track
+class Ranked(models.Model):
+    """A unique column an ordered update() shifts (MySQL/MariaDB follow order_by())."""
+
+    rank = models.IntegerField(unique=True)
