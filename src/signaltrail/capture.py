@@ -101,9 +101,14 @@ def _wrap_save_table(model: type[models.Model]) -> None:
         for left in ("trail_sent", "trail_pending"):  # by a save that failed
             self._state.__dict__.pop(left, None)
         computed = _prepare(self, opts, using, force_insert, update_fields)
+        connection = connections[using]
+        # Held until the commit (signaltrail.held) when other events may
+        # join it, or, on PostgreSQL, to send the COMMIT with it; a save's
+        # own transaction elsewhere gains nothing from waiting.
+        hold = connection.in_atomic_block or connection.vendor == "postgresql"
         # In autocommit, the transaction below is the save's own: on
         # PostgreSQL its BEGIN may travel with the row's statement.
-        with begin.riding(connections[using]), transaction.atomic(using=using, savepoint=False):
+        with begin.riding(connection), transaction.atomic(using=using, savepoint=False):
             updated = original(self, raw, cls, force_insert, force_update, using, update_fields)
             # _wrap_do_update may have sent the event with the UPDATE, or
             # prepared it.
@@ -112,7 +117,7 @@ def _wrap_save_table(model: type[models.Model]) -> None:
             pending = state.pop("trail_pending", None)
             if values is None and pending is not None and updated:
                 entry, values = pending
-                write(using, [entry], hold=True)
+                write(using, [entry], hold=hold)
             elif values is None:
                 paused = is_paused()  # then the event is only counted
                 entry, values = _save_event(
@@ -121,7 +126,7 @@ def _wrap_save_table(model: type[models.Model]) -> None:
                 if entry is not None and paused:
                     count_skipped(type(self), using=using)
                 elif entry is not None:
-                    write(using, [entry], hold=True)
+                    write(using, [entry], hold=hold)
         # Only now: had writing or committing failed, so would the save, and
         # the database would still hold the old values.
         remember(self, opts, values)
