@@ -278,14 +278,19 @@ def test_an_rq_worker_runs_the_call(shared_db, tmp_path, redis_url):
     procs.scenario("save", "Desk", mode="rq")
     assert procs.state("Desk")["calls"][0]["status"] == "enqueued"
 
-    # --burst: run what waits in the queue, then exit.
-    procs.run(
-        "-m", "django", "rqworker", "--burst", "--job-class", "django_tasks_rq.Job", QUEUE,
-        mode="rq",
-    )  # fmt: skip
-
-    call = assert_done_once(procs, "Desk", procs.state("Desk"))
-    assert call["pid"] != os.getpid()
+    # A worker as deployed, stopped once the call has run. Not --burst: rq's
+    # burst worker sometimes never exits after its last job (it waits for
+    # its pubsub thread in unsubscribe(), rq issue 1613), which says nothing
+    # about the call.
+    try:
+        worker = procs.start(
+            "-m", "django", "rqworker", "--job-class", "django_tasks_rq.Job", QUEUE, mode="rq"
+        )
+        worker.wait_for("product_saved (key")
+        call = assert_done_once(procs, "Desk", procs.state("Desk"))
+        assert call["pid"] != os.getpid()  # rq runs each job in a fork of the worker
+    finally:
+        procs.stop_all()
 
 
 @shared
