@@ -6,6 +6,7 @@ import pytest
 from django.db import connection
 from django.db.models import Avg, Case, F, Max, Subquery, Value, When
 from django.db.models.functions import Concat
+from django.test.utils import CaptureQueriesContext
 
 from signaltrail.models import Event
 from tests.test_bulk import by_pk, events, make_products
@@ -54,6 +55,23 @@ class TestReadingItsOwnTable:
         assert set(Product.objects.values_list("stock", flat=True)) == {6}
         changed = by_pk(events("update", Product))
         assert changed == {str(p.pk): {"stock": [p.stock, 6]} for p in products}
+
+    @pytest.mark.parametrize(
+        ("values", "statements"),
+        [({"description": "x"}, 3), ({"stock": F("stock") + 1}, 1)],
+        ids=["column-not-read-keeps-batches", "column-read-one-batch"],
+    )
+    def test_a_subquery_over_the_table_runs_in_batches_unless_it_reads_a_written_column(
+        self, settings, values, statements
+    ):
+        settings.SIGNALTRAIL = {"BULK_BATCH_SIZE": 2}
+        make_products(5)  # batches of 2, 2 and 1
+        same_table = Product.objects.filter(stock__gte=0).values("pk")
+        with CaptureQueriesContext(connection) as queries:
+            assert Product.objects.filter(pk__in=same_table).update(**values) == 5
+        updates = [q["sql"] for q in queries if q["sql"].lstrip().startswith(("UPDATE", "WITH"))]
+        assert len(updates) == statements
+        assert len(events("update", Product)) == 5
 
 
 class TestChangingThePrimaryKey:

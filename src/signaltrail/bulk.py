@@ -29,6 +29,7 @@ from django.core.exceptions import FieldError
 from django.db import connections, models, transaction
 from django.db.models import Value, sql
 from django.db.models.deletion import Collector
+from django.db.models.expressions import Col
 from django.db.models.query import QuerySet
 from django.db.models.signals import pre_delete
 
@@ -190,12 +191,15 @@ def _in_one_batch(qs: QuerySet, kwargs: dict[str, Any], plans: list[FieldPlan]) 
 
     - the update changes the primary key: a row moved past the last pk
       would be found, and updated, again;
-    - the filter or a value reads the model's own table again (a subquery,
-      a join back to it): a row's fate would depend on rows already updated;
+    - the filter or a value has a subquery over the model's own table that
+      reads a column the update writes (an average, a maximum), or the
+      filter joins back to that table: a row's fate would depend on rows
+      already updated;
     - on MySQL/MariaDB, the update is ordered (``order_by()``, e.g. to shift
       a unique column): the order holds within one statement only.
     """
-    if any(p.field.primary_key for p in plans):
+    written = {p.field for p in plans}
+    if any(field.primary_key for field in written):
         return True
     query = qs.query
     if query.order_by and connections[qs.db].vendor == "mysql":
@@ -205,24 +209,41 @@ def _in_one_batch(qs: QuerySet, kwargs: dict[str, Any], plans: list[FieldPlan]) 
     own = [alias for alias in query.alias_map.values() if alias.table_name in tables]
     if len(own) > len(tables):  # a join back to the model's table
         return True
-    return _reads(query.where, tables) or any(_reads(v, tables) for v in kwargs.values())
+    return any(_reads(node, tables, written) for node in (query.where, *kwargs.values()))
 
 
-def _reads(node: Any, tables: set[str]) -> bool:
-    """Whether an expression (or a filter's tree) holds a subquery reading one of ``tables``."""
+def _parts(node: Any) -> list[Any]:
+    """What an expression, a filter's tree or a subquery is made of."""
     if isinstance(node, QuerySet):
         node = node.query
     if isinstance(node, sql.Query):
-        if any(alias.table_name in tables for alias in node.alias_map.values()):
-            return True
-        if node.model is not None and node.model._meta.db_table in tables:
-            return True  # a subquery not compiled yet has no aliases
-        children = [node.where, *node.annotations.values()]
-    elif hasattr(node, "get_source_expressions"):
-        children = node.get_source_expressions()
-    else:
-        return False
-    return any(_reads(child, tables) for child in children if child is not None)
+        ordering = [o for o in node.order_by if hasattr(o, "get_source_expressions")]
+        return [node.where, *node.select, *node.annotations.values(), *ordering]
+    if hasattr(node, "get_source_expressions"):
+        return [child for child in node.get_source_expressions() if child is not None]
+    return []
+
+
+def _reads(node: Any, tables: set[str], written: set[models.Field]) -> bool:
+    """Whether ``node`` holds a subquery over one of ``tables`` reading a ``written`` field."""
+    query = node.query if isinstance(node, QuerySet) else node
+    if isinstance(query, sql.Query) and _over(query, tables) and _uses(query, written):
+        return True
+    return any(_reads(part, tables, written) for part in _parts(node))
+
+
+def _over(query: sql.Query, tables: set[str]) -> bool:
+    """Whether ``query`` reads one of ``tables`` (before it is compiled, by its model)."""
+    if query.model is not None and query.model._meta.db_table in tables:
+        return True
+    return any(alias.table_name in tables for alias in query.alias_map.values())
+
+
+def _uses(node: Any, written: set[models.Field]) -> bool:
+    """Whether ``node`` reads one of the ``written`` fields, its subqueries included."""
+    if isinstance(node, Col):
+        return node.target in written
+    return any(_uses(part, written) for part in _parts(node))
 
 
 def _single_table(qs: QuerySet) -> bool:
