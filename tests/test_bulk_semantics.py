@@ -5,6 +5,7 @@ import uuid
 import pytest
 from django.db import connection
 from django.db.models import Avg, Case, F, Max, Subquery, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
 from django.test.utils import CaptureQueriesContext
 
@@ -55,6 +56,24 @@ class TestReadingItsOwnTable:
         assert set(Product.objects.values_list("stock", flat=True)) == {6}
         changed = by_pk(events("update", Product))
         assert changed == {str(p.pk): {"stock": [p.stock, 6]} for p in products}
+
+    def test_a_subquery_in_a_condition_of_a_value(self, settings):
+        settings.SIGNALTRAIL = {"BULK_BATCH_SIZE": 2}
+        make_products(10)
+        low = When(stock__lte=Subquery(_stock_average()), then=F("stock") + 100)
+        assert Product.objects.update(stock=Case(low, default=F("stock"))) == 10
+        assert sorted(Product.objects.values_list("stock", flat=True)) == [
+            5, 6, 7, 8, 9, 100, 101, 102, 103, 104,
+        ]  # fmt: skip
+
+    def test_raw_sql_in_the_filter_counts_as_reading_the_table(self, settings):
+        settings.SIGNALTRAIL = {"BULK_BATCH_SIZE": 2}
+        make_products(10)
+        table = connection.ops.quote_name(Product._meta.db_table)
+        average = RawSQL(f"SELECT AVG(stock) FROM {table}", [])
+        count = Product.objects.filter(stock__lte=average).update(stock=F("stock") + 100)
+        assert count == 5
+        assert len(events("update", Product)) == 5
 
     @pytest.mark.parametrize(
         ("values", "statements"),

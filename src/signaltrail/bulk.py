@@ -29,11 +29,11 @@ from django.core.exceptions import FieldError
 from django.db import connections, models, transaction
 from django.db.models import Value, sql
 from django.db.models.deletion import Collector
-from django.db.models.expressions import Col
 from django.db.models.query import QuerySet
 from django.db.models.signals import pre_delete
 
 from . import begin, canonical
+from .bulk_batches import in_one_batch
 from .bulk_rows import (
     Spec,
     _diff_values,
@@ -77,8 +77,8 @@ def update(self: QuerySet, **kwargs: Any) -> int:
     encode = canonical.pairs_encoder(tuple(spec[0] for spec in specs))
     expressions = any(hasattr(v, "resolve_expression") for v in kwargs.values())
     # One batch (memory then grows with the rows) where batches would
-    # change what the update does (see _in_one_batch).
-    size = None if _in_one_batch(self, kwargs, plans) else conf.BULK_BATCH_SIZE
+    # change what the update does (see bulk_batches).
+    size = None if in_one_batch(self, kwargs, plans) else conf.BULK_BATCH_SIZE
     base = model._base_manager.using(using)
     label = f"{model._meta.object_name} object"
     # A DISTINCT or grouped query can't lock its rows: its rows are then
@@ -139,7 +139,7 @@ def _write_batch(
             base = base.order_by(*ordering)
     if plain is None and any(p.field.primary_key for p in plans):
         # The rows move to new pks: the values an expression writes are
-        # computed first, by the old ones (one batch: see _in_one_batch).
+        # computed first, by the old ones (one batch: see bulk_batches).
         names = {f"signaltrail_new_{i}": _given(p, kwargs) for i, p in enumerate(plans)}
         computed = by_pks(base, pks).annotate(**names).values_list("pk", *names)
         written = {row[0]: row[1:] for row in computed}
@@ -179,71 +179,6 @@ def _updated(
         if found is not None:
             changes, encoded = found
             yield Entry("update", model, pk, f"{label} ({pk})", changes, encoded=encoded)
-
-
-def _in_one_batch(qs: QuerySet, kwargs: dict[str, Any], plans: list[FieldPlan]) -> bool:
-    """Whether ``qs.update(**kwargs)`` must run as one batch to do what Django's does.
-
-    Django's UPDATE is one statement: it finds its rows and computes its
-    values from the table as it was before. Batches are statements one after
-    the other, each seeing what the previous ones wrote, and each starting
-    after the previous batch's greatest pk. That changes the result when:
-
-    - the update changes the primary key: a row moved past the last pk
-      would be found, and updated, again;
-    - the filter or a value has a subquery over the model's own table that
-      reads a column the update writes (an average, a maximum), or the
-      filter joins back to that table: a row's fate would depend on rows
-      already updated;
-    - on MySQL/MariaDB, the update is ordered (``order_by()``, e.g. to shift
-      a unique column): the order holds within one statement only.
-    """
-    written = {p.field for p in plans}
-    if any(field.primary_key for field in written):
-        return True
-    query = qs.query
-    if query.order_by and connections[qs.db].vendor == "mysql":
-        return True
-    meta = qs.model._meta
-    tables = {meta.db_table, *(parent._meta.db_table for parent in meta.get_parent_list())}
-    own = [alias for alias in query.alias_map.values() if alias.table_name in tables]
-    if len(own) > len(tables):  # a join back to the model's table
-        return True
-    return any(_reads(node, tables, written) for node in (query.where, *kwargs.values()))
-
-
-def _parts(node: Any) -> list[Any]:
-    """What an expression, a filter's tree or a subquery is made of."""
-    if isinstance(node, QuerySet):
-        node = node.query
-    if isinstance(node, sql.Query):
-        ordering = [o for o in node.order_by if hasattr(o, "get_source_expressions")]
-        return [node.where, *node.select, *node.annotations.values(), *ordering]
-    if hasattr(node, "get_source_expressions"):
-        return [child for child in node.get_source_expressions() if child is not None]
-    return []
-
-
-def _reads(node: Any, tables: set[str], written: set[models.Field]) -> bool:
-    """Whether ``node`` holds a subquery over one of ``tables`` reading a ``written`` field."""
-    query = node.query if isinstance(node, QuerySet) else node
-    if isinstance(query, sql.Query) and _over(query, tables) and _uses(query, written):
-        return True
-    return any(_reads(part, tables, written) for part in _parts(node))
-
-
-def _over(query: sql.Query, tables: set[str]) -> bool:
-    """Whether ``query`` reads one of ``tables`` (before it is compiled, by its model)."""
-    if query.model is not None and query.model._meta.db_table in tables:
-        return True
-    return any(alias.table_name in tables for alias in query.alias_map.values())
-
-
-def _uses(node: Any, written: set[models.Field]) -> bool:
-    """Whether ``node`` reads one of the ``written`` fields, its subqueries included."""
-    if isinstance(node, Col):
-        return node.target in written
-    return any(_uses(part, written) for part in _parts(node))
 
 
 def _single_table(qs: QuerySet) -> bool:
